@@ -1,0 +1,1 @@
+"""The `agenthq` command line: Typer commands over the Runner and the store."""

@@ -1,0 +1,61 @@
+"""What every command needs: settings, the store, JSON output, exit codes for run states."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from agenthq.config import Settings, load_settings
+from agenthq.states import RunState
+from agenthq.store.api import RunRecord, StepRecord, Store
+
+RUN_EXIT_CODES = {
+    RunState.SUCCEEDED: 0,
+    RunState.FAILED: 1,
+    RunState.CANCELLED: 130,
+    RunState.AWAITING_APPROVAL: 3,
+    RunState.PAUSED: 3,
+}
+
+
+def settings() -> Settings:
+    return load_settings()
+
+
+def store(config: Settings | None = None) -> Store:
+    from agenthq.store import open_store
+
+    return open_store((config or settings()).db_url)
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "plan": run.plan,
+        "state": run.state.value,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "params": dict(run.params),
+        "workspace": run.workspace,
+        "step_counts": dict(run.step_counts),
+    }
+
+
+def step_json(step: StepRecord) -> dict[str, Any]:
+    return {
+        "id": step.step_id,
+        "state": step.state.value,
+        "attempts": step.attempts,
+        "failure_class": step.failure_class.value if step.failure_class else None,
+        "outputs": dict(step.outputs),
+        "reason": step.reason,
+        "started_at": step.started_at,
+        "finished_at": step.finished_at,
+    }

@@ -1,0 +1,81 @@
+"""Entry point: builds the Typer app and maps errors to exit codes in one table.
+
+Exit codes: 0 succeeded, 1 failed, 2 invalid input, 3 stopped waiting for a person,
+130 cancelled. No traceback reaches a user for an error we raised on purpose; anything
+else is a bug and is shown as one.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from agenthq.errors import AgentHQError, InputError, NotFoundError, StateError, StoreError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INPUT = 2
+EXIT_WAITING = 3
+EXIT_CANCELLED = 130
+
+# Most specific first: the first matching class decides the exit code.
+ERROR_EXIT_CODES: tuple[tuple[type[AgentHQError], int], ...] = (
+    (InputError, EXIT_INPUT),
+    (NotFoundError, EXIT_INPUT),
+    (StateError, EXIT_INPUT),
+    (StoreError, EXIT_FAILED),
+    (AgentHQError, EXIT_FAILED),
+)
+
+app = typer.Typer(
+    name="agenthq",
+    help="Mission control for autonomous agents: run plans of agent, shell and Python steps durably.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+audit_app = typer.Typer(help="Check the tamper-evident event log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+def exit_code_for(error: AgentHQError) -> int:
+    for cls, code in ERROR_EXIT_CODES:
+        if isinstance(error, cls):
+            return code
+    return EXIT_FAILED
+
+
+def _register() -> None:
+    from agenthq.cli import inspect_cmds, run_cmds
+
+    run_cmds.register(app)
+    inspect_cmds.register(app, audit_app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    _register()
+    try:
+        result = app(args=argv, standalone_mode=False)
+    except AgentHQError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return exit_code_for(error)
+    except SystemExit as stop:  # typer.Exit inside commands
+        return int(stop.code or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_CANCELLED
+    except Exception as error:  # click usage errors arrive here in non-standalone mode
+        import click
+
+        if isinstance(error, click.exceptions.Exit):
+            return error.exit_code
+        if isinstance(error, click.ClickException):
+            error.show()
+            return EXIT_INPUT
+        if isinstance(error, click.exceptions.Abort):
+            print("aborted", file=sys.stderr)
+            return EXIT_CANCELLED
+        raise
+    return result if isinstance(result, int) else EXIT_OK

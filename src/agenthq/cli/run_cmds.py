@@ -1,0 +1,146 @@
+"""Commands that change runs: validate, run, resume, cancel, retry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from agenthq.cli import common
+
+if TYPE_CHECKING:
+    from agenthq.config import Settings
+    from agenthq.engine.runner import Runner
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(validate)
+    app.command()(run)
+    app.command()(resume)
+    app.command()(cancel)
+    app.command()(retry)
+
+
+PlanArg = Annotated[Path, typer.Argument(help="The plan file (YAML).", show_default=False)]
+ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="A plan parameter, key=value. Repeatable.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON for machines.")]
+WorkersOpt = Annotated[int | None, typer.Option("--max-workers", min=1, help="Steps running at once (default: CPU count).")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")]
+
+
+def validate(plan: PlanArg, param: ParamOpt = None) -> None:
+    """Check a plan without running it; exit 2 with file:line for every problem."""
+    from agenthq.graph import compile_plan
+    from agenthq.spec.load import load_plan
+    from agenthq.spec.params import parse_param_args, resolve_params
+
+    loaded = load_plan(plan)
+    values = resolve_params(loaded.spec, parse_param_args(param or []), allow_missing=True)
+    graph = compile_plan(loaded.spec, params=values, source=loaded.source, plan_dir=plan.resolve().parent)
+    print(f"{plan}: plan {loaded.spec.name!r} is valid: {len(loaded.spec.steps)} steps, {len(graph.nodes)} to run")
+
+
+def run(
+    plan: PlanArg,
+    param: ParamOpt = None,
+    max_workers: WorkersOpt = None,
+    workspace: Annotated[Path | None, typer.Option(help="Directory the steps run in (default: here).")] = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Run a plan to its end, showing progress. Ctrl-C cancels cleanly."""
+    from agenthq.spec.load import load_plan
+    from agenthq.spec.params import parse_param_args
+
+    config = common.settings()
+    loaded = load_plan(plan)
+    values = parse_param_args(param or [])
+    runner = _runner(config)
+    record = runner.start(loaded, params=values, workspace=workspace, max_workers=max_workers or config.max_workers)
+    if not json_output and not quiet:
+        total = sum(record.step_counts.values())
+        print(f"run {record.id} started: {total} steps", file=sys.stderr)
+    _execute(runner, record.id, title=loaded.spec.name, json_output=json_output, quiet=quiet)
+
+
+def resume(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix or `last` works).")],
+    max_workers: WorkersOpt = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Continue a run that stopped (crash, kill, reboot): finished steps are kept."""
+    config = common.settings()
+    runner = _runner(config)
+    run_id = runner.store.resolve_run_id(run_id)
+    run_record = runner.store.get_run(run_id)
+    _execute(runner, run_id, title=run_record.plan, json_output=json_output, quiet=quiet, max_workers=max_workers)
+
+
+def cancel(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
+    """Cancel a run: its running steps are stopped and recorded as cancelled."""
+    import time
+
+    config = common.settings()
+    runner = _runner(config)
+    run_id = runner.store.resolve_run_id(run_id)
+    record = runner.cancel(run_id)
+    if not record.state.finished:
+        # The executing process acts on the request; wait briefly so the answer is the outcome.
+        deadline = time.monotonic() + 15
+        while not record.state.finished and time.monotonic() < deadline:
+            time.sleep(0.2)
+            record = runner.store.get_run(run_id)
+    print(f"run {run_id} {record.state.value}" + ("" if record.state.finished else " (cancel requested)"))
+
+
+def retry(
+    run_id: Annotated[str, typer.Argument(help="Run id.")],
+    from_step: Annotated[str | None, typer.Option("--from", help="Run this step and everything after it again.")] = None,
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """New attempts for failed/cancelled steps and what depends on them; succeeded steps are kept."""
+    config = common.settings()
+    runner = _runner(config)
+    run_id = runner.store.resolve_run_id(run_id)
+    record = runner.retry(run_id, from_step)
+    _execute(runner, run_id, title=record.plan, json_output=json_output, quiet=quiet)
+
+
+def _runner(config: Settings) -> Runner:
+    from agenthq.engine.runner import Runner
+
+    return Runner(common.store(config), home=config.home)
+
+
+def _execute(
+    runner: Runner,
+    run_id: str,
+    *,
+    title: str,
+    json_output: bool,
+    quiet: bool,
+    max_workers: int | None = None,
+) -> None:
+    from agenthq.cli import render
+    from agenthq.engine.runner import RunOptions
+
+    options = RunOptions(max_workers=max_workers)
+    if json_output or quiet:
+        final = runner.execute(run_id, options=options)
+    elif sys.stdout.isatty():
+        from rich.console import Console
+
+        with render.LiveView(Console(), title) as view:
+            final = runner.execute(run_id, observer=view, options=options)
+    else:
+        final = runner.execute(run_id, observer=render.PlainView(), options=options)
+    if json_output:
+        steps = runner.store.get_steps(run_id)
+        common.print_json({**common.run_json(final), "steps": [common.step_json(s) for s in steps]})
+    else:
+        print(render.summary_line(final))
+    raise typer.Exit(common.RUN_EXIT_CODES.get(final.state, 1))

@@ -1,0 +1,67 @@
+"""Settings from the environment and `agenthq.toml`, read once at the edges (CLI, server).
+
+Precedence, highest first: command-line flags (applied by the caller), `AGENTHQ_*` variables,
+`agenthq.toml` in the project directory, defaults. The engine never reads settings itself;
+it is handed values, which keeps it testable and free of hidden global state.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agenthq.errors import ConfigError
+
+CONFIG_FILE = "agenthq.toml"
+_KNOWN = {"home", "db_url", "max_workers"}
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path
+    home: Path  # .agenthq/ by default: the database, logs and the server token live here
+    db_url: str
+    max_workers: int | None
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home / "logs"
+
+
+def load_settings(project_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if environ is None else environ
+    project = (project_dir or Path.cwd()).resolve()
+    file_values = _read_toml(project / CONFIG_FILE)
+    home_text = env.get("AGENTHQ_HOME") or file_values.get("home") or ".agenthq"
+    home = (project / str(home_text)).resolve()
+    db_url = env.get("AGENTHQ_DB_URL") or file_values.get("db_url") or f"sqlite:///{home / 'agenthq.db'}"
+    workers_raw = env.get("AGENTHQ_MAX_WORKERS") or file_values.get("max_workers")
+    max_workers: int | None = None
+    if workers_raw is not None:
+        try:
+            max_workers = int(workers_raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"max_workers must be a whole number, got {workers_raw!r}") from None
+        if max_workers < 1:
+            raise ConfigError(f"max_workers must be at least 1, got {max_workers}")
+    return Settings(project_dir=project, home=home, db_url=str(db_url), max_workers=max_workers)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    section = data.get("agenthq", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [agenthq] must be a table")
+    unknown = set(section) - _KNOWN
+    if unknown:
+        raise ConfigError(f"{path}: unknown setting(s) in [agenthq]: {', '.join(sorted(unknown))}")
+    return section

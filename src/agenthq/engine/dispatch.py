@@ -1,0 +1,240 @@
+"""Turning a step that may start into a running attempt, and its end into a Finished result.
+
+The scheduler decides *that* a step starts; this module decides *how*: it renders the step's
+templates, picks the executor, names the log files, and wraps the executor call in a task
+that always reports back — success, failure, or cancellation — so no attempt is ever left
+without an end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agenthq.engine.context import StepResults, needs_rendering, template_context
+from agenthq.engine.outputs import OutputCaptureError, capture_outputs
+from agenthq.executors.base import Executor, Invocation, Masker, Outcome
+from agenthq.executors.masking import mask_structure
+from agenthq.graph import PlanGraph, StepNode
+from agenthq.spec import templating
+from agenthq.spec.callables import CallableError, resolve_callable
+from agenthq.states import FailureClass, StepState
+from agenthq.store.api import AttemptStart, AttemptUpdate, Batch
+
+Lookup = Callable[[str], tuple[StepState, Mapping[str, Any]]]
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.\[\]-]")
+
+
+@dataclass(frozen=True)
+class Finished:
+    """One attempt's end, as the scheduler records it."""
+
+    step_id: str
+    attempt: int
+    outcome: Outcome
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    cancelled: bool = False
+
+    def attempt_update(self, now: float) -> AttemptUpdate:
+        if self.cancelled:
+            state = "cancelled"
+        else:
+            state = "succeeded" if self.outcome.succeeded else "failed"
+        return AttemptUpdate(
+            "",  # filled by the dispatcher's run id below
+            self.step_id,
+            self.attempt,
+            {
+                "state": state,
+                "finished_at": now,
+                "exit_code": self.outcome.exit_code,
+                "failure_class": self.outcome.failure_class,
+                "error": self.outcome.error,
+            },
+        )
+
+
+@dataclass
+class _Prepared:
+    node: StepNode
+    attempt: int
+    invocation: Invocation | None
+    executor: Executor | None
+    failure: Outcome | None = None
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        run_id: str,
+        graph: PlanGraph,
+        workspace: Path,
+        log_dir: Path,
+        base_env: Mapping[str, str],
+        masker: Masker,
+        executors: Mapping[str, Executor],
+        kill_grace: float,
+        owner: str,
+    ) -> None:
+        self.run_id = run_id
+        self.graph = graph
+        self.workspace = workspace.resolve()
+        self.log_dir = log_dir
+        self.base_env = dict(base_env)
+        self.masker = masker
+        self.executors = executors
+        self.kill_grace = kill_grace
+        self.owner = owner
+        self.pending: list[_Prepared] = []
+        self.updates: list[AttemptUpdate] = []  # pids of started processes, for the next batch
+        self._templated = {n.id: needs_rendering(n) for n in graph.nodes.values()}
+        self._log_dir_made = False
+
+    @property
+    def has_pending(self) -> bool:
+        return bool(self.pending)
+
+    def context_for(self, node: StepNode, lookup: Lookup) -> dict[str, Any]:
+        return template_context(self.graph, node, StepResults(self.graph, lookup))
+
+    def prepare(self, node: StepNode, attempt: int, batch: Batch, lookup: Lookup) -> None:
+        """Record the attempt as started in `batch`; the process starts after the commit."""
+        stdout_path, stderr_path = self._log_paths(node.id, attempt)
+        batch.attempt_starts.append(
+            AttemptStart(self.run_id, node.id, attempt, batch.at, str(stdout_path), str(stderr_path), self.owner)
+        )
+        try:
+            invocation, executor = self._invocation(node, attempt, stdout_path, stderr_path, lookup)
+        except (templating.TemplateError, CallableError, _CwdError) as exc:
+            failure = Outcome(
+                FailureClass.INFRASTRUCTURE if isinstance(exc, _CwdError) else FailureClass.EXECUTION,
+                error=self.masker(str(exc)),
+            )
+            self.pending.append(_Prepared(node, attempt, None, None, failure))
+            return
+        self.pending.append(_Prepared(node, attempt, invocation, executor))
+
+    def start_pending(
+        self, tasks: dict[str, asyncio.Task[None]], on_finished: Callable[[Finished], None]
+    ) -> None:
+        prepared, self.pending = self.pending, []
+        for item in prepared:
+            if item.failure is not None:
+                on_finished(Finished(item.node.id, item.attempt, item.failure))
+                continue
+            assert item.invocation is not None and item.executor is not None
+            tasks[item.node.id] = asyncio.create_task(
+                self._run(item.node, item.attempt, item.invocation, item.executor, on_finished),
+                name=f"{self.run_id}:{item.node.id}#{item.attempt}",
+            )
+
+    def drop_pending(self) -> None:
+        self.pending.clear()
+
+    def take_updates(self) -> list[AttemptUpdate]:
+        updates, self.updates = self.updates, []
+        return updates
+
+    def finished_update(self, result: Finished, now: float) -> AttemptUpdate:
+        update = result.attempt_update(now)
+        return AttemptUpdate(self.run_id, update.step_id, update.number, update.fields)
+
+    # ---- internals ------------------------------------------------------------------------
+
+    async def _run(
+        self,
+        node: StepNode,
+        attempt: int,
+        invocation: Invocation,
+        executor: Executor,
+        on_finished: Callable[[Finished], None],
+    ) -> None:
+        def started(pid: int, pgid: int) -> None:
+            from agenthq.executors.procs import process_start_ticks
+
+            fields = {"pid": pid, "pgid": pgid, "proc_start": process_start_ticks(pid)}
+            self.updates.append(AttemptUpdate(self.run_id, node.id, attempt, fields))
+
+        try:
+            outcome = await executor.run(invocation, started)
+        except asyncio.CancelledError:
+            on_finished(Finished(node.id, attempt, Outcome(None, error="cancelled"), cancelled=True))
+            return
+        except Exception as exc:  # an executor bug must not leave the attempt without an end
+            outcome = Outcome(FailureClass.INFRASTRUCTURE, error=f"executor error: {type(exc).__name__}: {exc}")
+        outputs: dict[str, Any] = dict(outcome.outputs)
+        if outcome.succeeded and node.spec.outputs:
+            try:
+                outputs.update(
+                    capture_outputs(
+                        node.spec.outputs,
+                        cwd=invocation.cwd,
+                        workspace=self.workspace,
+                        stdout_path=invocation.stdout_path,
+                    )
+                )
+            except OutputCaptureError as exc:
+                outcome = Outcome(FailureClass.EXECUTION, exit_code=outcome.exit_code, error=str(exc))
+        on_finished(Finished(node.id, attempt, outcome, mask_structure(outputs, self.masker)))
+
+    def _invocation(
+        self, node: StepNode, attempt: int, stdout_path: Path, stderr_path: Path, lookup: Lookup
+    ) -> tuple[Invocation, Executor]:
+        spec = node.spec
+        context = self.context_for(node, lookup) if self._templated[node.id] else None
+
+        def text(value: str) -> str:
+            return templating.render(value, context) if context is not None else value
+
+        cwd = self._cwd(node, text(spec.cwd) if spec.cwd else None)
+        env = dict(self.base_env)
+        for key, value in spec.env.items():
+            env[key] = text(value)
+        common: dict[str, Any] = {
+            "run_id": self.run_id,
+            "step_id": node.id,
+            "attempt": attempt,
+            "workspace": self.workspace,
+            "cwd": cwd,
+            "stdout_path": stdout_path,
+            "stderr_path": stderr_path,
+            "env": env,
+            "timeout": node.timeout,
+            "kill_grace": self.kill_grace,
+            "mask": self.masker,
+        }
+        if spec.run is not None:
+            return Invocation(command=text(spec.run), **common), self.executors["shell"]
+        assert spec.uses is not None
+        target = resolve_callable(spec.uses, self.graph.plan_dir)
+        arguments = templating.render_value(spec.with_, context) if context is not None else spec.with_
+        return Invocation(target=target, arguments=arguments, **common), self.executors["python"]
+
+    def _cwd(self, node: StepNode, rendered: str | None) -> Path:
+        if rendered is None:
+            return self.workspace
+        path = (self.workspace / rendered).resolve()
+        if not node.spec.allow_outside_workspace and not path.is_relative_to(self.workspace):
+            raise _CwdError(
+                f"cwd {rendered!r} is outside the workspace {self.workspace}; "
+                "set `allow_outside_workspace: true` on the step if that is intended"
+            )
+        if not path.is_dir():
+            raise _CwdError(f"cwd {rendered!r} does not exist or is not a directory")
+        return path
+
+    def _log_paths(self, step_id: str, attempt: int) -> tuple[Path, Path]:
+        if not self._log_dir_made:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            self._log_dir_made = True
+        stem = _UNSAFE_FILENAME.sub("_", step_id)
+        return self.log_dir / f"{stem}.{attempt}.out", self.log_dir / f"{stem}.{attempt}.err"
+
+
+class _CwdError(Exception):
+    """A step's working directory is missing or outside the workspace."""

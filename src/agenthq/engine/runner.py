@@ -1,0 +1,318 @@
+"""Start, execute, resume, cancel and retry runs: the only engine API the CLI and server use.
+
+A Runner owns nothing but a store handle and settings; each `execute` claims the run in the
+store (one executing process per run), recovers what a crashed owner left behind, and drives
+a Scheduler until the run finishes or is cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import secrets as token_source
+import signal
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agenthq.engine import recovery
+from agenthq.engine.dispatch import Dispatcher
+from agenthq.engine.limits import Limits
+from agenthq.engine.ownership import current_owner, owner_alive
+from agenthq.engine.scheduler import Observer, Scheduler, SchedulerOptions
+from agenthq.errors import ConfigError, NotFoundError, RunBusyError, StateError
+from agenthq.executors.base import Executor
+from agenthq.executors.environment import step_environment
+from agenthq.executors.masking import build_masker, looks_secret
+from agenthq.executors.python import PythonExecutor
+from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
+from agenthq.graph import PlanGraph, compile_plan
+from agenthq.spec.builder import Plan
+from agenthq.spec.load import LoadedPlan
+from agenthq.spec.models import PlanSpec
+from agenthq.spec.params import resolve_params
+from agenthq.states import RunState, StepState
+from agenthq.store.api import AttemptUpdate, Batch, NewRun, RunChange, RunRecord, StepChange, Store
+
+S = StepState
+_RESETTABLE = frozenset({S.FAILED, S.CANCELLED, S.BLOCKED, S.SKIPPED})
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    max_workers: int | None = None
+    agent_limits: Mapping[str, int] = field(default_factory=dict)
+
+
+def new_run_id(now: float) -> str:
+    """Sortable by time, unique enough for one team: `20261122-030512-a3f9c1`."""
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime(now)) + "-" + token_source.token_hex(3)
+
+
+class Runner:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        home: Path,
+        environ: Mapping[str, str] | None = None,
+        clock: Callable[[], float] = time.time,
+        scheduler_options: SchedulerOptions | None = None,
+        executors: Mapping[str, Executor] | None = None,
+    ) -> None:
+        self.store = store
+        self.home = Path(home)
+        self.environ = dict(os.environ if environ is None else environ)
+        self.clock = clock
+        self.scheduler_options = scheduler_options or SchedulerOptions()
+        self.executors = dict(executors or {"shell": ShellExecutor(), "python": PythonExecutor()})
+        self.owner = current_owner()
+
+    # ---- starting -------------------------------------------------------------------------
+
+    def start(
+        self,
+        plan: LoadedPlan | PlanSpec | Plan,
+        *,
+        params: Mapping[str, Any] | None = None,
+        workspace: str | Path | None = None,
+        max_workers: int | None = None,
+    ) -> RunRecord:
+        """Validate and compile the plan, then record a new pending run. Nothing is written
+        when any of that fails."""
+        if isinstance(plan, Plan):
+            plan = plan.spec()
+        loaded = plan if isinstance(plan, LoadedPlan) else LoadedPlan(plan, None, None)
+        spec = loaded.spec
+        values = resolve_params(spec, params or {})
+        plan_dir = loaded.path.parent.resolve() if loaded.path is not None else None
+        graph = compile_plan(spec, params=values, source=loaded.source, plan_dir=plan_dir)
+        self._secret_values(spec)  # refuse now, not mid-run, when a declared secret is missing
+        now = self.clock()
+        workers = max_workers or spec.concurrency.max_workers or os.cpu_count() or 2
+        return self.store.create_run(
+            NewRun(
+                id=new_run_id(now),
+                plan=spec.name,
+                params=values,
+                spec=spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+                plan_path=str(loaded.path.resolve()) if loaded.path is not None else None,
+                workspace=str(Path(workspace or os.getcwd()).resolve()),
+                max_workers=workers,
+                created_at=now,
+                step_ids=list(graph.nodes),
+            )
+        )
+
+    def run(self, plan: LoadedPlan | PlanSpec | Plan, **kwargs: Any) -> RunRecord:
+        """Start and execute in one call (the Python SDK's entry point)."""
+        observer = kwargs.pop("observer", None)
+        record = self.start(plan, **kwargs)
+        return self.execute(record.id, observer=observer)
+
+    # ---- executing ------------------------------------------------------------------------
+
+    def execute(
+        self, run_id: str, *, observer: Observer | None = None, options: RunOptions | None = None
+    ) -> RunRecord:
+        """Drive the run to its end in this process; Ctrl-C or SIGTERM cancels it cleanly."""
+        return asyncio.run(self.execute_async(run_id, observer=observer, options=options, handle_signals=True))
+
+    async def execute_async(
+        self,
+        run_id: str,
+        *,
+        observer: Observer | None = None,
+        options: RunOptions | None = None,
+        handle_signals: bool = False,
+    ) -> RunRecord:
+        install_fast_child_watcher()
+        options = options or RunOptions()
+        run = self.store.get_run(run_id)
+        if run.state.finished:
+            raise StateError(
+                f"run {run_id} already {run.state}; `agenthq retry {run_id}` gives failed steps new attempts"
+            )
+        self._claim(run)
+        try:
+            graph = self._graph(run)
+            self._recover(run, graph)
+            scheduler = self._scheduler(run, graph, options, observer)
+            loop = asyncio.get_running_loop()
+            if handle_signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.add_signal_handler(sig, scheduler.request_cancel)
+            try:
+                await scheduler.execute()
+            finally:
+                if handle_signals:
+                    for sig in (signal.SIGINT, signal.SIGTERM):
+                        loop.remove_signal_handler(sig)
+        finally:
+            self.store.release_run(run_id, self.owner)
+        final = self.store.get_run(run_id)
+        if observer is not None:
+            observer.on_progress(scheduler.progress(final.state))
+        return final
+
+    def resume(self, run_id: str, *, observer: Observer | None = None, options: RunOptions | None = None) -> RunRecord:
+        return self.execute(run_id, observer=observer, options=options)
+
+    def _claim(self, run: RunRecord) -> None:
+        now = self.clock()
+        if run.owner and run.owner != self.owner and owner_alive(run.owner, run.heartbeat_at, now):
+            raise RunBusyError(f"run {run.id} is being executed by process {run.owner}")
+        self.store.claim_run(run.id, self.owner, steal_from=run.owner)
+
+    def _graph(self, run: RunRecord) -> PlanGraph:
+        spec = PlanSpec.model_validate(run.spec)
+        plan_dir = str(Path(run.plan_path).parent) if run.plan_path else None
+        return compile_plan(spec, params=run.params, plan_dir=plan_dir, check_callables=False)
+
+    def _recover(self, run: RunRecord, graph: PlanGraph) -> None:
+        steps = self.store.get_steps(run.id)
+        if not any(s.state in (S.RUNNING, S.QUEUED, S.LOST) for s in steps):
+            return
+        attempts = self.store.get_attempts(run.id)
+        recovery.kill_orphans(attempts, grace=min(graph.spec.defaults.kill_grace, 5.0))
+        lost = recovery.mark_lost(run.id, steps, attempts, self.clock())
+        if lost:
+            self.store.apply(lost)
+        decided = recovery.decide_lost(run.id, graph, self.store.get_steps(run.id), self.clock(), self.scheduler_options.rng)
+        if decided:
+            self.store.apply(decided)
+
+    def _scheduler(
+        self, run: RunRecord, graph: PlanGraph, options: RunOptions, observer: Observer | None
+    ) -> Scheduler:
+        spec = graph.spec
+        secret_values = self._secret_values(spec)
+        env_values = [
+            (k, v) for s in spec.steps for k, v in s.env.items()
+        ] + list(spec.defaults.env.items())
+        secret_values += [v for k, v in env_values if looks_secret(k, v)]
+        masker = build_masker(secret_values)
+        dispatcher = Dispatcher(
+            run_id=run.id,
+            graph=graph,
+            workspace=Path(run.workspace),
+            log_dir=self.home / "logs" / run.id,
+            base_env=step_environment(self.environ, spec.defaults.env),
+            masker=masker,
+            executors=self.executors,
+            kill_grace=spec.defaults.kill_grace,
+            owner=self.owner,
+        )
+        limits = Limits(
+            options.max_workers or run.max_workers,
+            {**spec.concurrency.agents, **options.agent_limits},
+            graph.conflicts,
+        )
+        return Scheduler(
+            store=self.store,
+            graph=graph,
+            run=self.store.get_run(run.id),
+            steps=self.store.get_steps(run.id),
+            dispatcher=dispatcher,
+            limits=limits,
+            clock=self.clock,
+            owner=self.owner,
+            options=self.scheduler_options,
+            observer=observer,
+        )
+
+    def _secret_values(self, spec: PlanSpec) -> list[str]:
+        missing = [name for name in spec.secrets if name not in self.environ]
+        if missing:
+            raise ConfigError(
+                f"plan {spec.name!r} declares secrets that are not set in the environment: "
+                f"{', '.join(missing)}. Export them before running"
+            )
+        return [self.environ[name] for name in spec.secrets]
+
+    # ---- control from any process ---------------------------------------------------------
+
+    def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run. A live owner is asked through the store (it stops its processes within
+        a second); a run with no live owner is cancelled here and now."""
+        run = self.store.get_run(run_id)
+        if run.state.finished:
+            raise StateError(f"run {run_id} already {run.state}")
+        now = self.clock()
+        if run.owner and owner_alive(run.owner, run.heartbeat_at, now) and run.owner != self.owner:
+            self.store.request_cancel(run_id)
+            return self.store.get_run(run_id)
+        self.store.claim_run(run_id, self.owner, steal_from=run.owner)
+        try:
+            attempts = self.store.get_attempts(run_id)
+            recovery.kill_orphans(attempts, grace=2.0)
+            batch = Batch(at=now)
+            for attempt in attempts:
+                if attempt.finished_at is None:
+                    fields = {"state": "cancelled", "finished_at": now, "error": "run cancelled"}
+                    batch.attempt_updates.append(AttemptUpdate(run_id, attempt.step_id, attempt.number, fields))
+            for step in self.store.get_steps(run_id):
+                if not step.state.finished:
+                    batch.steps.append(
+                        StepChange(run_id, step.step_id, step.state, S.CANCELLED, {"finished_at": now, "reason": "run cancelled"})
+                    )
+            batch.runs.append(RunChange(run_id, run.state, RunState.CANCELLED, {"finished_at": now, "owner": None}))
+            self.store.apply(batch)
+        finally:
+            self.store.release_run(run_id, self.owner)
+        return self.store.get_run(run_id)
+
+    def retry(self, run_id: str, from_step: str | None = None) -> RunRecord:
+        """Give failed, cancelled and blocked steps — and what depends on them — new attempts.
+
+        With `from_step`, that step and everything downstream of it run again, succeeded or
+        not. Succeeded steps elsewhere are kept. The run becomes `running` without an owner;
+        `execute` continues it.
+        """
+        run = self.store.get_run(run_id)
+        if not run.state.finished:
+            raise StateError(f"run {run_id} is {run.state}; cancel it or let it finish before retrying")
+        graph = self._graph(run)
+        steps = {s.step_id: s for s in self.store.get_steps(run_id)}
+        if from_step is not None:
+            roots = list(graph.groups.get(from_step, ())) or ([from_step] if from_step in graph.nodes else [])
+            if not roots:
+                raise NotFoundError(f"run {run_id} has no step {from_step!r}")
+            targets = _downstream(graph, roots)
+        else:
+            roots = [k for k, s in steps.items() if s.state in (S.FAILED, S.CANCELLED, S.BLOCKED)]
+            targets = {k for k in _downstream(graph, roots) if steps[k].state in _RESETTABLE}
+        if not targets:
+            raise StateError(f"run {run_id} has no failed, cancelled or blocked steps to retry")
+        now = self.clock()
+        batch = Batch(at=now)
+        for step_id in (k for k in graph.nodes if k in targets):  # topological order
+            step = steps[step_id]
+            if step.state is S.PENDING:
+                continue
+            fields = {
+                "failure_class": None,
+                "retries_used": {},
+                "next_at": None,
+                "finished_at": None,
+                "outputs": {},
+                "reason": "retry requested",
+            }
+            batch.steps.append(StepChange(run_id, step_id, step.state, S.PENDING, fields))
+        batch.runs.append(RunChange(run_id, run.state, RunState.RUNNING, {"finished_at": None}, {"retry": sorted(targets)}))
+        self.store.apply(batch)
+        return self.store.get_run(run_id)
+
+
+def _downstream(graph: PlanGraph, roots: list[str]) -> set[str]:
+    seen: set[str] = set()
+    stack = list(roots)
+    while stack:
+        current = stack.pop()
+        if current not in seen:
+            seen.add(current)
+            stack.extend(graph.children.get(current, ()))
+    return seen

@@ -1,0 +1,1 @@
+"""The read side of the event log: tail it, verify its chain."""

@@ -1,0 +1,70 @@
+"""The executor seam: one method, `run(Invocation) → Outcome`.
+
+Contract every executor keeps:
+- `run` never raises for anything the step did: a non-zero exit, an exception in a callable
+  or a timeout are Outcomes with a failure class. It raises only `asyncio.CancelledError`,
+  after it has stopped what it started (killed the process group, abandoned the thread).
+- Output goes to `invocation.stdout_path` / `stderr_path` as it is produced, masked with
+  `invocation.mask`, never buffered whole in memory.
+- `on_started(pid, pgid)` is called once the process exists (shell only), so the engine can
+  record it and kill an orphan after a crash.
+- `outputs` is the step's stdout parsed as one JSON object when it is one (shell), or the
+  callable's returned mapping (python); declared outputs are captured by the engine afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from agenthq.states import FailureClass
+
+Masker = Callable[[str], str]
+
+
+def no_mask(text: str) -> str:
+    return text
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """Everything needed to run one attempt of one step, already rendered."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    workspace: Path
+    cwd: Path
+    stdout_path: Path
+    stderr_path: Path
+    env: Mapping[str, str]
+    timeout: float | None = None
+    kill_grace: float = 5.0
+    command: str | None = None  # shell: the rendered command line
+    target: Callable[..., Any] | None = None  # python: the resolved callable
+    arguments: Mapping[str, Any] = field(default_factory=dict)  # python: rendered `with`
+    mask: Masker = no_mask
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How an attempt ended. `failure_class` is None exactly when it succeeded."""
+
+    failure_class: FailureClass | None
+    exit_code: int | None = None
+    error: str | None = None
+    outputs: Mapping[str, Any] = field(default_factory=dict)
+    usage: Mapping[str, float] = field(default_factory=dict)
+
+    @property
+    def succeeded(self) -> bool:
+        return self.failure_class is None
+
+
+StartedCallback = Callable[[int, int], None]
+
+
+class Executor(Protocol):
+    async def run(self, invocation: Invocation, on_started: StartedCallback) -> Outcome: ...

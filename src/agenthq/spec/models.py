@@ -1,0 +1,200 @@
+"""What the user wrote: a plan, validated and frozen.
+
+These models are the single description of the plan language. The YAML loader and the Python
+SDK (`agenthq.Plan`) both produce them; nothing else constructs steps. Unknown keys are errors
+(`extra="forbid"`) so a typo never silently changes behaviour.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+from agenthq.spec.durations import parse_duration
+from agenthq.states import FailureClass
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+
+STEP_ID = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+USES_TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+# Lost attempts are not the step's fault (its runner or machine died), so they get retries
+# of their own even when the plan asks for none.
+DEFAULT_LOST_RETRIES = 2
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class TriggerRule(StrEnum):
+    """When a step with finished `needs` may run."""
+
+    ALL_SUCCESS = "all_success"  # every need succeeded (default)
+    ALL_DONE = "all_done"  # every need finished, whatever its state
+    ONE_FAILED = "one_failed"  # at least one need failed
+    NONE_FAILED = "none_failed"  # no need failed (succeeded or skipped)
+
+
+class Backoff(StrEnum):
+    CONSTANT = "constant"
+    LINEAR = "linear"
+    EXPONENTIAL = "exponential"
+
+
+class RetrySpec(Frozen):
+    """How often and how patiently to try again, per failure class."""
+
+    max_attempts: int = Field(default=1, ge=1, le=100)
+    backoff: Backoff = Backoff.EXPONENTIAL
+    initial: Duration = 1.0
+    max: Duration = 300.0
+    jitter: float = Field(default=0.1, ge=0.0, le=1.0)
+    on: list[FailureClass] | dict[FailureClass, int] = Field(
+        default_factory=lambda: [FailureClass.EXECUTION, FailureClass.TIMEOUT, FailureClass.LOST]
+    )
+
+    def budgets(self) -> dict[FailureClass, int]:
+        """Retries allowed for each failure class (attempts after the first)."""
+        if isinstance(self.on, dict):
+            budgets = {cls: max(0, n) for cls, n in self.on.items()}
+            budgets.setdefault(FailureClass.LOST, DEFAULT_LOST_RETRIES)
+            return budgets
+        budgets = dict.fromkeys(self.on, self.max_attempts - 1)
+        # Only an explicit per-class mapping can lower the lost budget below its default.
+        budgets[FailureClass.LOST] = max(budgets.get(FailureClass.LOST, 0), DEFAULT_LOST_RETRIES)
+        return budgets
+
+
+class ParamSpec(Frozen):
+    default: Any = None
+    required: bool = False
+    description: str = ""
+
+
+class OutputSpec(Frozen):
+    """A value to capture after a step succeeds: a file's content or a match in its stdout."""
+
+    file: str | None = None
+    json_: bool = Field(default=False, alias="json")
+    pattern: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> OutputSpec:
+        if (self.file is None) == (self.pattern is None):
+            raise ValueError("an output needs exactly one of `file` or `pattern`")
+        if self.pattern is not None:
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {self.pattern!r}: {exc}") from None
+        return self
+
+
+class DefaultsSpec(Frozen):
+    timeout: Duration | None = None
+    retry: RetrySpec | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    agent: str | None = None
+    kill_grace: Duration = 5.0
+
+
+class ConcurrencySpec(Frozen):
+    """Limits that hold for the whole run, on top of `--max-workers`."""
+
+    max_workers: int | None = Field(default=None, ge=1, le=10_000)
+    agents: dict[str, int] = Field(default_factory=dict)  # agent name → steps at a time
+
+    @field_validator("agents")
+    @classmethod
+    def _positive(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, limit in value.items():
+            if limit < 1:
+                raise ValueError(f"agent {name!r} limit must be at least 1, got {limit}")
+        return value
+
+
+class StepSpec(Frozen):
+    id: str
+    description: str = ""
+    needs: list[str] = Field(default_factory=list)
+    run: str | None = None
+    uses: str | None = None
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    allow_outside_workspace: bool = False
+    timeout: Duration | None = None
+    retry: RetrySpec | None = None
+    trigger: TriggerRule = TriggerRule.ALL_SUCCESS
+    when: str | None = None
+    foreach: list[Any] | str | None = None
+    writes: list[str] = Field(default_factory=list)
+    agent: str | None = None
+    outputs: dict[str, OutputSpec] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id_shape(cls, value: str) -> str:
+        if not STEP_ID.match(value):
+            raise ValueError(
+                f"invalid step id {value!r}: use letters, digits, '_' and '-', starting with a letter"
+            )
+        return value
+
+    @field_validator("uses")
+    @classmethod
+    def _uses_shape(cls, value: str | None) -> str | None:
+        if value is not None and not USES_TARGET.match(value):
+            raise ValueError(f"invalid `uses` {value!r}: write it as module.path:function")
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_strings(cls, value: dict[str, Any]) -> dict[str, str]:
+        return {str(k): str(v) for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _one_action(self) -> StepSpec:
+        if self.run is None and self.uses is None:
+            raise ValueError(f"step {self.id!r} needs `run` (a shell command) or `uses` (module:function)")
+        if self.run is not None and self.uses is not None:
+            raise ValueError(f"step {self.id!r} has both `run` and `uses`; keep one")
+        if self.with_ and self.uses is None:
+            raise ValueError(f"step {self.id!r} has `with` but no `uses`; `with` passes arguments to a callable")
+        return self
+
+
+class PlanSpec(Frozen):
+    name: str
+    description: str = ""
+    params: dict[str, ParamSpec] = Field(default_factory=dict)
+    defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
+    concurrency: ConcurrencySpec = Field(default_factory=ConcurrencySpec)
+    secrets: list[str] = Field(default_factory=list)  # names of environment variables
+    steps: list[StepSpec] = Field(min_length=1)
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not STEP_ID.match(value):
+            raise ValueError(f"invalid plan name {value!r}: use letters, digits, '_' and '-'")
+        return value
+
+    @field_validator("params", mode="before")
+    @classmethod
+    def _param_shorthand(cls, value: Any) -> Any:
+        # `params: {repo: "."}` is shorthand for `params: {repo: {default: "."}}`.
+        if isinstance(value, dict):
+            return {k: v if isinstance(v, dict) else {"default": v} for k, v in value.items()}
+        return value

@@ -1,0 +1,248 @@
+"""The store seam: frozen records out, domain verbs in. No SQL or Row objects leave store/.
+
+The store is the one writer of truth. `apply(batch)` writes a scheduler tick — every step,
+attempt and run change plus the hash-chained event of each — in one transaction, checking each
+state change against states.py and against the row's current state (compare-and-set), so a
+stale writer loses the whole batch instead of overwriting newer truth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from agenthq.states import FailureClass, RunState, StepState
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    id: str
+    plan: str
+    state: RunState
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    params: Mapping[str, Any]
+    spec: Mapping[str, Any]  # the validated PlanSpec as JSON data: resume never rereads the file
+    plan_path: str | None
+    workspace: str
+    max_workers: int
+    owner: str | None  # "host:pid:start" of the process executing it, if any
+    heartbeat_at: float | None
+    cancel_requested: bool
+    step_counts: Mapping[str, int] = field(default_factory=dict)  # state → number of steps
+
+
+@dataclass(frozen=True)
+class RunControl:
+    """The few fields the executing process polls, cheap to read often."""
+
+    state: RunState
+    cancel_requested: bool
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    run_id: str
+    step_id: str
+    state: StepState
+    attempts: int
+    failure_class: FailureClass | None
+    outputs: Mapping[str, Any]
+    retries_used: Mapping[str, int]  # failure class → retries spent
+    next_at: float | None  # when a retrying step may run again
+    reason: str | None  # why it is skipped, blocked, waiting …
+    started_at: float | None
+    finished_at: float | None
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    run_id: str
+    step_id: str
+    number: int
+    state: str  # running | succeeded | failed | cancelled | lost
+    started_at: float
+    finished_at: float | None
+    exit_code: int | None
+    failure_class: FailureClass | None
+    error: str | None
+    stdout_path: str | None
+    stderr_path: str | None
+    pid: int | None
+    pgid: int | None
+    proc_start: int | None  # process start time (clock ticks since boot) to tell pid reuse apart
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    seq: int
+    run_id: str | None
+    step_id: str | None
+    attempt: int | None
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    at: float
+    details: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+
+# ---- what callers write --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewRun:
+    id: str
+    plan: str
+    params: Mapping[str, Any]
+    spec: Mapping[str, Any]
+    plan_path: str | None
+    workspace: str
+    max_workers: int
+    created_at: float
+    step_ids: Sequence[str]  # every step instance, created `pending`
+
+
+@dataclass(frozen=True)
+class StepChange:
+    """Move one step from `from_state` to `to_state`, setting `fields` on its row.
+
+    `fields` may hold: attempts, failure_class, outputs, retries_used, next_at, reason,
+    started_at, finished_at. The event carries `details` (already masked).
+    """
+
+    run_id: str
+    step_id: str
+    from_state: StepState
+    to_state: StepState
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    attempt: int | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunChange:
+    """Move a run; `fields` may hold started_at, finished_at, owner, heartbeat_at,
+    cancel_requested."""
+
+    run_id: str
+    from_state: RunState
+    to_state: RunState
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AttemptStart:
+    run_id: str
+    step_id: str
+    number: int
+    started_at: float
+    stdout_path: str | None
+    stderr_path: str | None
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class AttemptUpdate:
+    """Set fields of an existing attempt: pid/pgid/proc_start once spawned, or its end
+    (state, finished_at, exit_code, failure_class, error)."""
+
+    run_id: str
+    step_id: str
+    number: int
+    fields: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event that is not a state change (a note, a log marker, a control request)."""
+
+    kind: str
+    run_id: str | None = None
+    step_id: str | None = None
+    attempt: int | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Batch:
+    """One transaction's worth of changes, in the order they happened."""
+
+    at: float
+    steps: list[StepChange] = field(default_factory=list)
+    runs: list[RunChange] = field(default_factory=list)
+    attempt_starts: list[AttemptStart] = field(default_factory=list)
+    attempt_updates: list[AttemptUpdate] = field(default_factory=list)
+    events: list[NewEvent] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.steps or self.runs or self.attempt_starts or self.attempt_updates or self.events
+        )
+
+
+class Store(Protocol):
+    """The verbs the engine, CLI and server use. Implementations: store/sql.py."""
+
+    url: str
+
+    def create_run(self, run: NewRun) -> RunRecord:
+        """Insert the run and its pending steps, with a `run.created` event, atomically."""
+        ...
+
+    def get_run(self, run_id: str) -> RunRecord: ...
+
+    def get_run_control(self, run_id: str) -> RunControl: ...
+
+    def resolve_run_id(self, text: str) -> str:
+        """A full id from an id, a unique prefix or `last`; NotFoundError otherwise."""
+        ...
+
+    def list_runs(
+        self,
+        *,
+        state: RunState | None = None,
+        plan: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        """Newest first, with step_counts filled in."""
+        ...
+
+    def get_steps(self, run_id: str) -> list[StepRecord]: ...
+
+    def get_attempts(self, run_id: str, step_id: str | None = None) -> list[AttemptRecord]: ...
+
+    def apply(self, batch: Batch) -> None:
+        """Write the batch and its events in one transaction or not at all.
+
+        Raises IllegalTransition for a change states.py forbids and StaleWriteError when a
+        row is no longer in `from_state`.
+        """
+        ...
+
+    def claim_run(self, run_id: str, owner: str, *, steal_from: str | None = None) -> None:
+        """Make `owner` the executing process of the run, if it has none or had `steal_from`
+        (a process known to be dead). RunBusyError otherwise."""
+        ...
+
+    def heartbeat(self, run_id: str, owner: str, at: float) -> None: ...
+
+    def release_run(self, run_id: str, owner: str) -> None: ...
+
+    def request_cancel(self, run_id: str) -> None:
+        """Record a durable request to cancel; the executing process acts on it."""
+        ...
+
+    def read_events(
+        self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
+    ) -> list[EventRecord]: ...
+
+    def close(self) -> None: ...
