@@ -9,5 +9,7 @@ from typing import Any
 def flaky(ctx: Any, fail_times: int = 2) -> dict[str, int]:
     """Fail the first `fail_times` attempts, then succeed: shows retries with backoff."""
     if ctx.attempt <= fail_times:
-        raise RuntimeError(f"attempt {ctx.attempt} failed (this step succeeds on attempt {fail_times + 1})")
+        raise RuntimeError(
+            f"attempt {ctx.attempt} failed (this step succeeds on attempt {fail_times + 1})"
+        )
     return {"succeeded_on_attempt": ctx.attempt}

@@ -1,6 +1,6 @@
 """A plan built in Python and run with the same engine as the YAML plans.
 
-    python examples/sdk_plan.py
+python examples/sdk_plan.py
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ import agenthq
 def build() -> agenthq.Plan:
     plan = agenthq.Plan("sdk-demo", description="built with the Python SDK")
     plan.param("who", default="world")
-    plan.step("greet", run="echo '{\"greeting\": \"hello {{ params.who }}\"}'")
+    plan.step("greet", run='echo \'{"greeting": "hello {{ params.who }}"}\'')
     plan.step("count", foreach=[1, 2, 3], run="echo counting {{ item }}")
     plan.step(
         "summary",
         needs=["greet", "count"],
         uses="agenthq.builtin:echo",
-        with_={"text": "{{ steps.greet.outputs.greeting }} after {{ steps.count.outputs | length }} counts"},
+        with_={
+            "text": "{{ steps.greet.outputs.greeting }} after {{ steps.count.outputs | length }} counts"
+        },
     )
     return plan
 

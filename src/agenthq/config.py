@@ -32,13 +32,17 @@ class Settings:
         return self.home / "logs"
 
 
-def load_settings(project_dir: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    project_dir: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
     env = os.environ if environ is None else environ
     project = (project_dir or Path.cwd()).resolve()
     file_values = _read_toml(project / CONFIG_FILE)
     home_text = env.get("AGENTHQ_HOME") or file_values.get("home") or ".agenthq"
     home = (project / str(home_text)).resolve()
-    db_url = env.get("AGENTHQ_DB_URL") or file_values.get("db_url") or f"sqlite:///{home / 'agenthq.db'}"
+    db_url = (
+        env.get("AGENTHQ_DB_URL") or file_values.get("db_url") or f"sqlite:///{home / 'agenthq.db'}"
+    )
     workers_raw = env.get("AGENTHQ_MAX_WORKERS") or file_values.get("max_workers")
     max_workers: int | None = None
     if workers_raw is not None:

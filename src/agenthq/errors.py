@@ -8,7 +8,7 @@ HTTP statuses) can map them in one table each and anything else is a bug.
     │   └── ConfigError             agenthq.toml / AGENTHQ_* settings are invalid
     ├── NotFoundError               a run, step or attempt id that the store does not hold
     ├── StateError                  the request is valid but not now (resume a finished run …)
-    │   ├── IllegalTransition       a state change the table in states.py forbids (a bug if hit)
+    │   ├── IllegalTransitionError  a state change the table in states.py forbids (a bug if hit)
     │   └── RunBusyError            another live process owns the run
     ├── StoreError                  the database cannot be used (unreachable, not migrated …)
     │   └── StaleWriteError         a compare-and-set lost: someone else changed the row first
@@ -78,7 +78,7 @@ class StateError(AgentHQError):
     """The request is well-formed but cannot be honoured in the current state."""
 
 
-class IllegalTransition(StateError):
+class IllegalTransitionError(StateError):
     """A state change that states.py's table forbids. Reaching this is a bug in agenthq."""
 
 

@@ -71,7 +71,9 @@ class _Problems:
         self.source = source
         self.items: list[Problem] = []
 
-    def add(self, path: SpecPath, message: str, hint: str | None = None, *, key: bool = False) -> None:
+    def add(
+        self, path: SpecPath, message: str, hint: str | None = None, *, key: bool = False
+    ) -> None:
         line = column = None
         if self.source is not None:
             found = self.source.locate(path, key=key)
@@ -118,7 +120,11 @@ def _index_steps(spec: PlanSpec, problems: _Problems) -> dict[str, int]:
             if problems.source is not None:
                 pos = problems.source.locate(("steps", first, "id"))
                 where = f" (first defined on line {pos[0]})" if pos else ""
-            problems.add(("steps", i, "id"), f"duplicate step id {step.id!r}{where}", "give each step its own id")
+            problems.add(
+                ("steps", i, "id"),
+                f"duplicate step id {step.id!r}{where}",
+                "give each step its own id",
+            )
         else:
             index[step.id] = i
     return index
@@ -132,7 +138,9 @@ def _check_needs(spec: PlanSpec, index: dict[str, int], problems: _Problems) -> 
             elif need not in index:
                 close = difflib.get_close_matches(need, list(index), n=1)
                 hint = f"did you mean {close[0]!r}?" if close else f"steps are: {', '.join(index)}"
-                problems.add(("steps", i, "needs", k), f"step {step.id!r} needs unknown step {need!r}", hint)
+                problems.add(
+                    ("steps", i, "needs", k), f"step {step.id!r} needs unknown step {need!r}", hint
+                )
 
 
 def _topological_order(spec: PlanSpec, index: dict[str, int], problems: _Problems) -> list[str]:
@@ -234,7 +242,10 @@ def _check_templates(spec: PlanSpec, index: dict[str, int], problems: _Problems)
                 else:
                     problems.add(at, f"step {step.id!r}: template reads unknown step {ref!r}")
             if "foreach" in path and (refs.steps or "item" in refs.names):
-                problems.add(at, f"step {step.id!r}: `foreach` can use only params (it expands before the run)")
+                problems.add(
+                    at,
+                    f"step {step.id!r}: `foreach` can use only params (it expands before the run)",
+                )
 
 
 def _check_callables(spec: PlanSpec, plan_dir: str | Path | None, problems: _Problems) -> None:
@@ -279,14 +290,23 @@ def _expand(
             )
             continue
         labels = [str(v) for v in items]
-        plain = all(_PLAIN_ITEM.match(label) for label in labels) and len(set(labels)) == len(labels)
+        plain = all(_PLAIN_ITEM.match(label) for label in labels) and len(set(labels)) == len(
+            labels
+        )
         names = labels if plain else [str(k) for k in range(len(items))]
-        out.append(_Expanded(base_id, [(f"{base_id}[{n}]", v, True) for n, v in zip(names, items, strict=True)]))
+        out.append(
+            _Expanded(
+                base_id, [(f"{base_id}[{n}]", v, True) for n, v in zip(names, items, strict=True)]
+            )
+        )
     return out
 
 
 def _assemble(
-    spec: PlanSpec, params: Mapping[str, Any], expanded: list[_Expanded], plan_dir: str | Path | None
+    spec: PlanSpec,
+    params: Mapping[str, Any],
+    expanded: list[_Expanded],
+    plan_dir: str | Path | None,
 ) -> PlanGraph:
     by_id = {s.id: s for s in spec.steps}
     groups = {e.base_id: tuple(i for i, _, _ in e.items) for e in expanded}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from agenthq.errors import IllegalTransition
+from agenthq.errors import IllegalTransitionError
 
 
 class RunState(StrEnum):
@@ -91,7 +91,9 @@ STEP_TRANSITIONS: dict[StepState, frozenset[StepState]] = {
     S.PENDING: frozenset({S.READY, S.SKIPPED, S.BLOCKED, S.FAILED, S.CANCELLED}),
     # Local dispatch goes ready → running; queued is for steps handed to remote workers.
     S.READY: frozenset({S.GATING, S.QUEUED, S.RUNNING, S.CANCELLED}),
-    S.GATING: frozenset({S.AWAITING_APPROVAL, S.QUEUED, S.RUNNING, S.FAILED, S.RETRYING, S.CANCELLED}),
+    S.GATING: frozenset(
+        {S.AWAITING_APPROVAL, S.QUEUED, S.RUNNING, S.FAILED, S.RETRYING, S.CANCELLED}
+    ),
     S.AWAITING_APPROVAL: frozenset({S.GATING, S.QUEUED, S.RUNNING, S.FAILED, S.CANCELLED}),
     S.QUEUED: frozenset({S.RUNNING, S.READY, S.LOST, S.CANCELLED}),
     S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.RETRYING, S.LOST, S.CANCELLED}),
@@ -108,12 +110,12 @@ STEP_TRANSITIONS: dict[StepState, frozenset[StepState]] = {
 
 
 def check_run_transition(current: RunState, target: RunState) -> None:
-    """Raise IllegalTransition unless `current → target` is in RUN_TRANSITIONS."""
+    """Raise IllegalTransitionError unless `current → target` is in RUN_TRANSITIONS."""
     if target not in RUN_TRANSITIONS[current]:
-        raise IllegalTransition(f"run cannot go from {current} to {target}")
+        raise IllegalTransitionError(f"run cannot go from {current} to {target}")
 
 
 def check_step_transition(current: StepState, target: StepState) -> None:
-    """Raise IllegalTransition unless `current → target` is in STEP_TRANSITIONS."""
+    """Raise IllegalTransitionError unless `current → target` is in STEP_TRANSITIONS."""
     if target not in STEP_TRANSITIONS[current]:
-        raise IllegalTransition(f"step cannot go from {current} to {target}")
+        raise IllegalTransitionError(f"step cannot go from {current} to {target}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
@@ -38,7 +39,10 @@ def test_foreach_with_unsafe_labels_uses_indexes() -> None:
 
 
 def test_foreach_from_a_param() -> None:
-    spec = plan({"id": "f", "foreach": "{{ params.regions }}", "run": "echo {{ item }}"}, params={"regions": ["eu", "us"]})
+    spec = plan(
+        {"id": "f", "foreach": "{{ params.regions }}", "run": "echo {{ item }}"},
+        params={"regions": ["eu", "us"]},
+    )
     assert list(compile_plan(spec).groups["f"]) == ["f[eu]", "f[us]"]
     assert list(compile_plan(spec, params={"regions": ["ap"]}).groups["f"]) == ["f[ap]"]
 
@@ -63,7 +67,9 @@ def test_duplicate_ids() -> None:
 
 def test_unknown_need_suggests_the_closest() -> None:
     with pytest.raises(PlanError) as error:
-        compile_plan(plan({"id": "build", "run": "true"}, {"id": "test", "needs": ["biuld"], "run": "true"}))
+        compile_plan(
+            plan({"id": "build", "run": "true"}, {"id": "test", "needs": ["biuld"], "run": "true"})
+        )
     assert messages(error) == ["step 'test' needs unknown step 'biuld'"]
     assert error.value.problems[0].hint == "did you mean 'build'?"
 
@@ -80,10 +86,11 @@ def test_cycle_is_printed_as_a_path() -> None:
     (message,) = messages(error)
     assert message.startswith("dependency cycle: ")
     path = message.removeprefix("dependency cycle: ").split(" → ")
-    assert path[0] == path[-1] and sorted(path[:-1]) == ["a", "b", "c"]
+    assert path[0] == path[-1]
+    assert sorted(path[:-1]) == ["a", "b", "c"]
     # each arrow is a real edge: x → y means y needs x
     needs = {"a": "c", "b": "a", "c": "b"}
-    assert all(needs[y] == x for x, y in zip(path, path[1:], strict=False))
+    assert all(needs[y] == x for x, y in itertools.pairwise(path))
 
 
 def test_template_may_read_only_upstream_steps() -> None:
@@ -109,7 +116,12 @@ def test_template_may_read_transitive_upstream() -> None:
 
 def test_template_unknown_param_and_name() -> None:
     with pytest.raises(PlanError) as error:
-        compile_plan(plan({"id": "a", "run": "echo {{ params.repo }} {{ env.HOME }} {{ item }}"}, params={"rep": "."}))
+        compile_plan(
+            plan(
+                {"id": "a", "run": "echo {{ params.repo }} {{ env.HOME }} {{ item }}"},
+                params={"rep": "."},
+            )
+        )
     assert sorted(messages(error)) == [
         "step 'a': template uses unknown name 'env'",
         "step 'a': template uses unknown name 'item'",
@@ -177,7 +189,9 @@ def test_globs_overlap(a: str, b: str, overlap: bool) -> None:
 
 
 def test_foreach_writes_render_item() -> None:
-    graph = compile_plan(plan({"id": "f", "foreach": ["x", "y"], "writes": ["out/{{ item }}/*"], "run": "true"}))
+    graph = compile_plan(
+        plan({"id": "f", "foreach": ["x", "y"], "writes": ["out/{{ item }}/*"], "run": "true"})
+    )
     assert graph.nodes["f[x]"].writes == ("out/x/*",)
     assert graph.conflicts == {}
 
@@ -190,6 +204,8 @@ def test_defaults_apply() -> None:
             defaults={"timeout": "1m", "retry": {"max_attempts": 2}, "agent": "coder"},
         )
     )
-    assert graph.nodes["a"].timeout == 60 and graph.nodes["a"].retry.max_attempts == 2
-    assert graph.nodes["b"].timeout == 5 and graph.nodes["b"].retry.max_attempts == 4
+    assert graph.nodes["a"].timeout == 60
+    assert graph.nodes["a"].retry.max_attempts == 2
+    assert graph.nodes["b"].timeout == 5
+    assert graph.nodes["b"].retry.max_attempts == 4
     assert graph.nodes["a"].agent == "coder"

@@ -7,19 +7,21 @@ import itertools
 import pytest
 
 from agenthq import states
-from agenthq.errors import IllegalTransition
+from agenthq.errors import IllegalTransitionError
 from agenthq.states import RunState, StepState
 
 STEP_PAIRS = list(itertools.product(StepState, StepState))
 RUN_PAIRS = list(itertools.product(RunState, RunState))
 
 
-@pytest.mark.parametrize(("current", "target"), STEP_PAIRS, ids=[f"{a}->{b}" for a, b in STEP_PAIRS])
+@pytest.mark.parametrize(
+    ("current", "target"), STEP_PAIRS, ids=[f"{a}->{b}" for a, b in STEP_PAIRS]
+)
 def test_every_step_pair(current: StepState, target: StepState) -> None:
     if target in states.STEP_TRANSITIONS[current]:
         states.check_step_transition(current, target)
     else:
-        with pytest.raises(IllegalTransition, match=f"from {current} to {target}"):
+        with pytest.raises(IllegalTransitionError, match=f"from {current} to {target}"):
             states.check_step_transition(current, target)
 
 
@@ -28,7 +30,7 @@ def test_every_run_pair(current: RunState, target: RunState) -> None:
     if target in states.RUN_TRANSITIONS[current]:
         states.check_run_transition(current, target)
     else:
-        with pytest.raises(IllegalTransition):
+        with pytest.raises(IllegalTransitionError):
             states.check_run_transition(current, target)
 
 
@@ -56,5 +58,5 @@ def test_every_state_is_reachable_from_pending() -> None:
 
 
 def test_a_running_step_cannot_skip_to_pending() -> None:
-    with pytest.raises(IllegalTransition):
+    with pytest.raises(IllegalTransitionError):
         states.check_step_transition(StepState.RUNNING, StepState.PENDING)

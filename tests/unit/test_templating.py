@@ -13,7 +13,7 @@ def test_plain_text_is_untouched() -> None:
 
 def test_render_and_strict_undefined() -> None:
     assert templating.render("v{{ params.x }}", {"params": {"x": 1}}) == "v1"
-    with pytest.raises(templating.TemplateError, match="has no attribute .missing."):
+    with pytest.raises(templating.TemplateError, match=r"has no attribute .missing."):
         templating.render("{{ params.missing }}", {"params": {}})
 
 
@@ -31,14 +31,25 @@ def test_evaluate_keeps_types() -> None:
 
 @pytest.mark.parametrize(
     ("value", "truthy"),
-    [(True, True), (False, False), ("true", True), ("False", False), ("0", False), ("", False), ("yes", True), (0, False)],
+    [
+        (True, True),
+        (False, False),
+        ("true", True),
+        ("False", False),
+        ("0", False),
+        ("", False),
+        ("yes", True),
+        (0, False),
+    ],
 )
 def test_is_truthy(value: object, truthy: bool) -> None:
     assert templating.is_truthy(value) is truthy
 
 
 def test_references() -> None:
-    refs = templating.references("{{ params.a }} {{ steps.b.outputs.x }} {{ steps['c'].status }} {{ item }}")
+    refs = templating.references(
+        "{{ params.a }} {{ steps.b.outputs.x }} {{ steps['c'].status }} {{ item }}"
+    )
     assert refs.params == {"a"}
     assert refs.steps == {"b", "c"}
     assert refs.names == {"params", "steps", "item"}
@@ -52,4 +63,7 @@ def test_references_ignore_loop_variables() -> None:
 
 def test_render_value_walks_structures() -> None:
     value = {"a": ["x{{ params.p }}", 3], "b": "{{ params.n }}"}
-    assert templating.render_value(value, {"params": {"p": "y", "n": 5}}) == {"a": ["xy", 3], "b": 5}
+    assert templating.render_value(value, {"params": {"p": "y", "n": 5}}) == {
+        "a": ["xy", 3],
+        "b": 5,
+    }

@@ -20,18 +20,30 @@ def mermaid(graph: PlanGraph) -> str:
         lines.append(f'    {_node_name(node.id)}["{node.id}<br/><small>{kind}</small>"]')
     for node in graph.nodes.values():
         for need in node.needs:
-            arrow = "-->" if node.spec.trigger.value == "all_success" else f"-. {node.spec.trigger.value} .->"
+            arrow = (
+                "-->"
+                if node.spec.trigger.value == "all_success"
+                else f"-. {node.spec.trigger.value} .->"
+            )
             lines.append(f"    {_node_name(need)} {arrow} {_node_name(node.id)}")
     return "\n".join(lines)
 
 
 def dot(graph: PlanGraph) -> str:
-    lines = [f'digraph "{graph.spec.name}" {{', "  rankdir=LR;", '  node [shape=box, style=rounded, fontname="Helvetica"];']
+    lines = [
+        f'digraph "{graph.spec.name}" {{',
+        "  rankdir=LR;",
+        '  node [shape=box, style=rounded, fontname="Helvetica"];',
+    ]
     for node in graph.nodes.values():
         lines.append(f'  "{node.id}";')
     for node in graph.nodes.values():
         for need in node.needs:
-            style = "" if node.spec.trigger.value == "all_success" else f' [style=dashed, label="{node.spec.trigger.value}"]'
+            style = (
+                ""
+                if node.spec.trigger.value == "all_success"
+                else f' [style=dashed, label="{node.spec.trigger.value}"]'
+            )
             lines.append(f'  "{need}" -> "{node.id}"{style};')
     lines.append("}")
     return "\n".join(lines)
@@ -44,6 +56,8 @@ def text(graph: PlanGraph) -> str:
         for step_id in layer:
             node = graph.nodes[step_id]
             needs = f"  ← {', '.join(node.needs)}" if node.needs else ""
-            trigger = f"  [{node.spec.trigger.value}]" if node.spec.trigger.value != "all_success" else ""
+            trigger = (
+                f"  [{node.spec.trigger.value}]" if node.spec.trigger.value != "all_success" else ""
+            )
             lines.append(f"  {step_id}{needs}{trigger}")
     return "\n".join(lines)

@@ -14,7 +14,9 @@ from agenthq.cli import common
 from agenthq.errors import InputError, NotFoundError
 from agenthq.store.api import AttemptRecord
 
-RunArg = Annotated[str, typer.Argument(help="Run id (a unique prefix or `last` works).", show_default=False)]
+RunArg = Annotated[
+    str, typer.Argument(help="Run id (a unique prefix or `last` works).", show_default=False)
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
 
 
@@ -69,7 +71,9 @@ def status(run_id: RunArg, json_output: JsonOpt = False) -> None:
     record = store.get_run(store.resolve_run_id(run_id))
     steps = store.get_steps(record.id)
     if json_output:
-        common.print_json({**common.run_json(record), "steps": [common.step_json(s) for s in steps]})
+        common.print_json(
+            {**common.run_json(record), "steps": [common.step_json(s) for s in steps]}
+        )
         return
     from rich.console import Console
 
@@ -82,9 +86,15 @@ def status(run_id: RunArg, json_output: JsonOpt = False) -> None:
 
 def logs(
     run_id: RunArg,
-    step: Annotated[str | None, typer.Argument(help="Only this step (default: every step).")] = None,
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing while the run goes on.")] = False,
-    attempt: Annotated[int | None, typer.Option(help="Attempt number (default: the latest).")] = None,
+    step: Annotated[
+        str | None, typer.Argument(help="Only this step (default: every step).")
+    ] = None,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing while the run goes on.")
+    ] = False,
+    attempt: Annotated[
+        int | None, typer.Option(help="Attempt number (default: the latest).")
+    ] = None,
 ) -> None:
     """Print the stdout and stderr of a run's steps."""
     config = common.settings()
@@ -170,7 +180,9 @@ def events(
 
 def graph(
     plan: Annotated[Path, typer.Argument(help="The plan file.")],
-    fmt: Annotated[GraphFormat, typer.Option("--format", "-f", help="Output format.")] = GraphFormat.TEXT,
+    fmt: Annotated[
+        GraphFormat, typer.Option("--format", "-f", help="Output format.")
+    ] = GraphFormat.TEXT,
 ) -> None:
     """Draw a plan's DAG as Mermaid, Graphviz dot or text."""
     from agenthq.cli import diagram
@@ -179,7 +191,11 @@ def graph(
 
     loaded = load_plan(plan)
     compiled = compile_plan(loaded.spec, source=loaded.source, plan_dir=plan.resolve().parent)
-    drawers = {GraphFormat.MERMAID: diagram.mermaid, GraphFormat.DOT: diagram.dot, GraphFormat.TEXT: diagram.text}
+    drawers = {
+        GraphFormat.MERMAID: diagram.mermaid,
+        GraphFormat.DOT: diagram.dot,
+        GraphFormat.TEXT: diagram.text,
+    }
     print(drawers[fmt](compiled))
 
 
@@ -190,11 +206,18 @@ def audit_verify(json_output: JsonOpt = False) -> None:
     report = verify_chain(common.store())
     if json_output:
         common.print_json(
-            {"intact": report.intact, "events": report.events, "first_bad_seq": report.first_bad_seq, "problem": report.problem}
+            {
+                "intact": report.intact,
+                "events": report.events,
+                "first_bad_seq": report.first_bad_seq,
+                "problem": report.problem,
+            }
         )
     elif report.intact:
         print(f"audit chain intact: {report.events} events verified")
     else:
-        print(f"audit chain BROKEN at event {report.first_bad_seq}: {report.problem}", file=sys.stderr)
+        print(
+            f"audit chain BROKEN at event {report.first_bad_seq}: {report.problem}", file=sys.stderr
+        )
     if not report.intact:
         raise typer.Exit(1)

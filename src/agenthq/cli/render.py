@@ -65,7 +65,9 @@ class PlainView:
             elapsed = format_duration(time.monotonic() - self.started)
             mark = STATE_MARK.get(state.value, "·")
             tail = f"  ({reason})" if reason and state is not StepState.SUCCEEDED else ""
-            print(f"[{elapsed:>6}] {mark} {step_id} {state.value}{tail}", file=self.stream, flush=True)
+            print(
+                f"[{elapsed:>6}] {mark} {step_id} {state.value}{tail}", file=self.stream, flush=True
+            )
 
 
 class LiveView:
@@ -92,7 +94,9 @@ class LiveView:
         self.last = progress
         for step_id, state, reason in progress.changes:
             if state in (StepState.FAILED, StepState.RETRYING, StepState.BLOCKED):
-                self.log.append(f"{STATE_MARK.get(state.value, '·')} {step_id} {state.value}: {reason or ''}")
+                self.log.append(
+                    f"{STATE_MARK.get(state.value, '·')} {step_id} {state.value}: {reason or ''}"
+                )
         self.live.update(self._render(progress))
 
     def _render(self, progress: Progress) -> Group:
@@ -100,7 +104,9 @@ class LiveView:
         bar = ProgressBar(total=max(progress.total, 1), completed=done, width=40)
         elapsed = format_duration(time.monotonic() - self.started)
         header = Text.assemble(
-            (f"{self.title} ", "bold"), (f"{progress.run_id}  ", "dim"), f"{done}/{progress.total} steps  {elapsed}"
+            (f"{self.title} ", "bold"),
+            (f"{progress.run_id}  ", "dim"),
+            f"{done}/{progress.total} steps  {elapsed}",
         )
         counts = Text("  ").join(
             Text.assemble((f"{progress.counts[s]} ", "bold"), styled_state(s))
@@ -170,6 +176,12 @@ def _duration(start: float | None, end: float | None) -> str:
 
 
 def summary_line(run: RunRecord) -> str:
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(run.step_counts.items(), key=lambda kv: ORDER.index(kv[0])))
-    verb = {RunState.SUCCEEDED: "succeeded", RunState.FAILED: "failed", RunState.CANCELLED: "was cancelled"}
+    counts = ", ".join(
+        f"{n} {s}" for s, n in sorted(run.step_counts.items(), key=lambda kv: ORDER.index(kv[0]))
+    )
+    verb = {
+        RunState.SUCCEEDED: "succeeded",
+        RunState.FAILED: "failed",
+        RunState.CANCELLED: "was cancelled",
+    }
     return f"run {run.id} {verb.get(run.state, run.state.value)} in {_duration(run.started_at, run.finished_at)}: {counts}"

@@ -24,9 +24,14 @@ def register(app: typer.Typer) -> None:
 
 
 PlanArg = Annotated[Path, typer.Argument(help="The plan file (YAML).", show_default=False)]
-ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="A plan parameter, key=value. Repeatable.")]
+ParamOpt = Annotated[
+    list[str] | None, typer.Option("--param", "-p", help="A plan parameter, key=value. Repeatable.")
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON for machines.")]
-WorkersOpt = Annotated[int | None, typer.Option("--max-workers", min=1, help="Steps running at once (default: CPU count).")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--max-workers", min=1, help="Steps running at once (default: CPU count)."),
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")]
 
 
@@ -38,15 +43,21 @@ def validate(plan: PlanArg, param: ParamOpt = None) -> None:
 
     loaded = load_plan(plan)
     values = resolve_params(loaded.spec, parse_param_args(param or []), allow_missing=True)
-    graph = compile_plan(loaded.spec, params=values, source=loaded.source, plan_dir=plan.resolve().parent)
-    print(f"{plan}: plan {loaded.spec.name!r} is valid: {len(loaded.spec.steps)} steps, {len(graph.nodes)} to run")
+    graph = compile_plan(
+        loaded.spec, params=values, source=loaded.source, plan_dir=plan.resolve().parent
+    )
+    print(
+        f"{plan}: plan {loaded.spec.name!r} is valid: {len(loaded.spec.steps)} steps, {len(graph.nodes)} to run"
+    )
 
 
 def run(
     plan: PlanArg,
     param: ParamOpt = None,
     max_workers: WorkersOpt = None,
-    workspace: Annotated[Path | None, typer.Option(help="Directory the steps run in (default: here).")] = None,
+    workspace: Annotated[
+        Path | None, typer.Option(help="Directory the steps run in (default: here).")
+    ] = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
@@ -58,7 +69,9 @@ def run(
     loaded = load_plan(plan)
     values = parse_param_args(param or [])
     runner = _runner(config)
-    record = runner.start(loaded, params=values, workspace=workspace, max_workers=max_workers or config.max_workers)
+    record = runner.start(
+        loaded, params=values, workspace=workspace, max_workers=max_workers or config.max_workers
+    )
     if not json_output and not quiet:
         total = sum(record.step_counts.values())
         print(f"run {record.id} started: {total} steps", file=sys.stderr)
@@ -76,7 +89,14 @@ def resume(
     runner = _runner(config)
     run_id = runner.store.resolve_run_id(run_id)
     run_record = runner.store.get_run(run_id)
-    _execute(runner, run_id, title=run_record.plan, json_output=json_output, quiet=quiet, max_workers=max_workers)
+    _execute(
+        runner,
+        run_id,
+        title=run_record.plan,
+        json_output=json_output,
+        quiet=quiet,
+        max_workers=max_workers,
+    )
 
 
 def cancel(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
@@ -93,12 +113,17 @@ def cancel(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
         while not record.state.finished and time.monotonic() < deadline:
             time.sleep(0.2)
             record = runner.store.get_run(run_id)
-    print(f"run {run_id} {record.state.value}" + ("" if record.state.finished else " (cancel requested)"))
+    print(
+        f"run {run_id} {record.state.value}"
+        + ("" if record.state.finished else " (cancel requested)")
+    )
 
 
 def retry(
     run_id: Annotated[str, typer.Argument(help="Run id.")],
-    from_step: Annotated[str | None, typer.Option("--from", help="Run this step and everything after it again.")] = None,
+    from_step: Annotated[
+        str | None, typer.Option("--from", help="Run this step and everything after it again.")
+    ] = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:

@@ -17,7 +17,9 @@ class StepResults(Mapping[str, Any]):
     succeeded, `outputs` is the list of the instances' outputs in item order.
     """
 
-    def __init__(self, graph: PlanGraph, lookup: Callable[[str], tuple[StepState, Mapping[str, Any]]]):
+    def __init__(
+        self, graph: PlanGraph, lookup: Callable[[str], tuple[StepState, Mapping[str, Any]]]
+    ):
         self._graph = graph
         self._lookup = lookup
 

@@ -106,13 +106,23 @@ class Dispatcher:
         """Record the attempt as started in `batch`; the process starts after the commit."""
         stdout_path, stderr_path = self._log_paths(node.id, attempt)
         batch.attempt_starts.append(
-            AttemptStart(self.run_id, node.id, attempt, batch.at, str(stdout_path), str(stderr_path), self.owner)
+            AttemptStart(
+                self.run_id,
+                node.id,
+                attempt,
+                batch.at,
+                str(stdout_path),
+                str(stderr_path),
+                self.owner,
+            )
         )
         try:
             invocation, executor = self._invocation(node, attempt, stdout_path, stderr_path, lookup)
         except (templating.TemplateError, CallableError, _CwdError) as exc:
             failure = Outcome(
-                FailureClass.INFRASTRUCTURE if isinstance(exc, _CwdError) else FailureClass.EXECUTION,
+                FailureClass.INFRASTRUCTURE
+                if isinstance(exc, _CwdError)
+                else FailureClass.EXECUTION,
                 error=self.masker(str(exc)),
             )
             self.pending.append(_Prepared(node, attempt, None, None, failure))
@@ -127,7 +137,8 @@ class Dispatcher:
             if item.failure is not None:
                 on_finished(Finished(item.node.id, item.attempt, item.failure))
                 continue
-            assert item.invocation is not None and item.executor is not None
+            assert item.invocation is not None
+            assert item.executor is not None
             tasks[item.node.id] = asyncio.create_task(
                 self._run(item.node, item.attempt, item.invocation, item.executor, on_finished),
                 name=f"{self.run_id}:{item.node.id}#{item.attempt}",
@@ -163,10 +174,14 @@ class Dispatcher:
         try:
             outcome = await executor.run(invocation, started)
         except asyncio.CancelledError:
-            on_finished(Finished(node.id, attempt, Outcome(None, error="cancelled"), cancelled=True))
+            on_finished(
+                Finished(node.id, attempt, Outcome(None, error="cancelled"), cancelled=True)
+            )
             return
         except Exception as exc:  # an executor bug must not leave the attempt without an end
-            outcome = Outcome(FailureClass.INFRASTRUCTURE, error=f"executor error: {type(exc).__name__}: {exc}")
+            outcome = Outcome(
+                FailureClass.INFRASTRUCTURE, error=f"executor error: {type(exc).__name__}: {exc}"
+            )
         outputs: dict[str, Any] = dict(outcome.outputs)
         if outcome.succeeded and node.spec.outputs:
             try:
@@ -179,7 +194,9 @@ class Dispatcher:
                     )
                 )
             except OutputCaptureError as exc:
-                outcome = Outcome(FailureClass.EXECUTION, exit_code=outcome.exit_code, error=str(exc))
+                outcome = Outcome(
+                    FailureClass.EXECUTION, exit_code=outcome.exit_code, error=str(exc)
+                )
         on_finished(Finished(node.id, attempt, outcome, mask_structure(outputs, self.masker)))
 
     def _invocation(
@@ -212,7 +229,9 @@ class Dispatcher:
             return Invocation(command=text(spec.run), **common), self.executors["shell"]
         assert spec.uses is not None
         target = resolve_callable(spec.uses, self.graph.plan_dir)
-        arguments = templating.render_value(spec.with_, context) if context is not None else spec.with_
+        arguments = (
+            templating.render_value(spec.with_, context) if context is not None else spec.with_
+        )
         return Invocation(target=target, arguments=arguments, **common), self.executors["python"]
 
     def _cwd(self, node: StepNode, rendered: str | None) -> Path:

@@ -32,12 +32,16 @@ def capture_outputs(
                     raise OutputCaptureError(f"output {name!r}: {output.file} is over 1 MiB")
                 text = path.read_text(encoding="utf-8", errors="replace")
             except OSError as exc:
-                raise OutputCaptureError(f"output {name!r}: cannot read {output.file}: {exc.strerror}") from None
+                raise OutputCaptureError(
+                    f"output {name!r}: cannot read {output.file}: {exc.strerror}"
+                ) from None
             if output.json_:
                 try:
                     captured[name] = json.loads(text)
                 except json.JSONDecodeError as exc:
-                    raise OutputCaptureError(f"output {name!r}: {output.file} is not JSON: {exc}") from None
+                    raise OutputCaptureError(
+                        f"output {name!r}: {output.file} is not JSON: {exc}"
+                    ) from None
             else:
                 captured[name] = text.strip()
         elif output.pattern is not None:
@@ -45,7 +49,9 @@ def capture_outputs(
                 stdout_text = _tail(stdout_path)
             matches = list(re.finditer(output.pattern, stdout_text, re.MULTILINE))
             if not matches:
-                raise OutputCaptureError(f"output {name!r}: pattern {output.pattern!r} not found in stdout")
+                raise OutputCaptureError(
+                    f"output {name!r}: pattern {output.pattern!r} not found in stdout"
+                )
             last = matches[-1]
             captured[name] = last.group(1) if last.groups() else last.group(0)
     return captured

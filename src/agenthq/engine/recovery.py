@@ -7,6 +7,7 @@ done. Its process, if it outlived the runner, is killed first so two copies neve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -20,7 +21,9 @@ from agenthq.states import FailureClass, StepState
 from agenthq.store.api import AttemptRecord, AttemptUpdate, Batch, StepChange, StepRecord
 
 S = StepState
-LOST_MESSAGE = "the process running this attempt ended without reporting (its runner crashed or was killed)"
+LOST_MESSAGE = (
+    "the process running this attempt ended without reporting (its runner crashed or was killed)"
+)
 
 
 def kill_orphans(attempts: list[AttemptRecord], grace: float) -> list[AttemptRecord]:
@@ -51,10 +54,8 @@ def kill_orphans(attempts: list[AttemptRecord], grace: float) -> list[AttemptRec
 def _signal_group(pgid: int | None, sig: signal.Signals) -> None:
     if pgid is None:
         return
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _group_exists(pgid: int | None) -> bool:
@@ -67,7 +68,9 @@ def _group_exists(pgid: int | None) -> bool:
     return True
 
 
-def mark_lost(run_id: str, steps: list[StepRecord], attempts: list[AttemptRecord], now: float) -> Batch:
+def mark_lost(
+    run_id: str, steps: list[StepRecord], attempts: list[AttemptRecord], now: float
+) -> Batch:
     """Batch 1: every in-flight step and open attempt becomes `lost`."""
     batch = Batch(at=now)
     open_attempts = {(a.step_id, a.number) for a in attempts if a.finished_at is None}
@@ -77,7 +80,12 @@ def mark_lost(run_id: str, steps: list[StepRecord], attempts: list[AttemptRecord
                 run_id,
                 step_id,
                 number,
-                {"state": "lost", "finished_at": now, "failure_class": FailureClass.LOST, "error": LOST_MESSAGE},
+                {
+                    "state": "lost",
+                    "finished_at": now,
+                    "failure_class": FailureClass.LOST,
+                    "error": LOST_MESSAGE,
+                },
             )
         )
     for step in steps:
@@ -109,9 +117,17 @@ def decide_lost(
         if decision.retry:
             used = dict(step.retries_used)
             used[FailureClass.LOST.value] = used.get(FailureClass.LOST.value, 0) + 1
-            fields = {"retries_used": used, "next_at": now + decision.delay, "reason": decision.reason}
-            batch.steps.append(StepChange(run_id, step.step_id, S.LOST, S.RETRYING, fields, step.attempts or None))
+            fields = {
+                "retries_used": used,
+                "next_at": now + decision.delay,
+                "reason": decision.reason,
+            }
+            batch.steps.append(
+                StepChange(run_id, step.step_id, S.LOST, S.RETRYING, fields, step.attempts or None)
+            )
         else:
             fields = {"finished_at": now, "reason": f"lost; {decision.reason}"}
-            batch.steps.append(StepChange(run_id, step.step_id, S.LOST, S.FAILED, fields, step.attempts or None))
+            batch.steps.append(
+                StepChange(run_id, step.step_id, S.LOST, S.FAILED, fields, step.attempts or None)
+            )
     return batch

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import secrets as token_source
 import signal
 import time
@@ -119,7 +118,9 @@ class Runner:
         self, run_id: str, *, observer: Observer | None = None, options: RunOptions | None = None
     ) -> RunRecord:
         """Drive the run to its end in this process; Ctrl-C or SIGTERM cancels it cleanly."""
-        return asyncio.run(self.execute_async(run_id, observer=observer, options=options, handle_signals=True))
+        return asyncio.run(
+            self.execute_async(run_id, observer=observer, options=options, handle_signals=True)
+        )
 
     async def execute_async(
         self,
@@ -158,7 +159,9 @@ class Runner:
             observer.on_progress(scheduler.progress(final.state))
         return final
 
-    def resume(self, run_id: str, *, observer: Observer | None = None, options: RunOptions | None = None) -> RunRecord:
+    def resume(
+        self, run_id: str, *, observer: Observer | None = None, options: RunOptions | None = None
+    ) -> RunRecord:
         return self.execute(run_id, observer=observer, options=options)
 
     def _claim(self, run: RunRecord) -> None:
@@ -181,7 +184,9 @@ class Runner:
         lost = recovery.mark_lost(run.id, steps, attempts, self.clock())
         if lost:
             self.store.apply(lost)
-        decided = recovery.decide_lost(run.id, graph, self.store.get_steps(run.id), self.clock(), self.scheduler_options.rng)
+        decided = recovery.decide_lost(
+            run.id, graph, self.store.get_steps(run.id), self.clock(), self.scheduler_options.rng
+        )
         if decided:
             self.store.apply(decided)
 
@@ -190,9 +195,9 @@ class Runner:
     ) -> Scheduler:
         spec = graph.spec
         secret_values = self._secret_values(spec)
-        env_values = [
-            (k, v) for s in spec.steps for k, v in s.env.items()
-        ] + list(spec.defaults.env.items())
+        env_values = [(k, v) for s in spec.steps for k, v in s.env.items()] + list(
+            spec.defaults.env.items()
+        )
         secret_values += [v for k, v in env_values if looks_secret(k, v)]
         masker = build_masker(secret_values)
         dispatcher = Dispatcher(
@@ -253,13 +258,25 @@ class Runner:
             for attempt in attempts:
                 if attempt.finished_at is None:
                     fields = {"state": "cancelled", "finished_at": now, "error": "run cancelled"}
-                    batch.attempt_updates.append(AttemptUpdate(run_id, attempt.step_id, attempt.number, fields))
+                    batch.attempt_updates.append(
+                        AttemptUpdate(run_id, attempt.step_id, attempt.number, fields)
+                    )
             for step in self.store.get_steps(run_id):
                 if not step.state.finished:
                     batch.steps.append(
-                        StepChange(run_id, step.step_id, step.state, S.CANCELLED, {"finished_at": now, "reason": "run cancelled"})
+                        StepChange(
+                            run_id,
+                            step.step_id,
+                            step.state,
+                            S.CANCELLED,
+                            {"finished_at": now, "reason": "run cancelled"},
+                        )
                     )
-            batch.runs.append(RunChange(run_id, run.state, RunState.CANCELLED, {"finished_at": now, "owner": None}))
+            batch.runs.append(
+                RunChange(
+                    run_id, run.state, RunState.CANCELLED, {"finished_at": now, "owner": None}
+                )
+            )
             self.store.apply(batch)
         finally:
             self.store.release_run(run_id, self.owner)
@@ -274,11 +291,15 @@ class Runner:
         """
         run = self.store.get_run(run_id)
         if not run.state.finished:
-            raise StateError(f"run {run_id} is {run.state}; cancel it or let it finish before retrying")
+            raise StateError(
+                f"run {run_id} is {run.state}; cancel it or let it finish before retrying"
+            )
         graph = self._graph(run)
         steps = {s.step_id: s for s in self.store.get_steps(run_id)}
         if from_step is not None:
-            roots = list(graph.groups.get(from_step, ())) or ([from_step] if from_step in graph.nodes else [])
+            roots = list(graph.groups.get(from_step, ())) or (
+                [from_step] if from_step in graph.nodes else []
+            )
             if not roots:
                 raise NotFoundError(f"run {run_id} has no step {from_step!r}")
             targets = _downstream(graph, roots)
@@ -302,7 +323,15 @@ class Runner:
                 "reason": "retry requested",
             }
             batch.steps.append(StepChange(run_id, step_id, step.state, S.PENDING, fields))
-        batch.runs.append(RunChange(run_id, run.state, RunState.RUNNING, {"finished_at": None}, {"retry": sorted(targets)}))
+        batch.runs.append(
+            RunChange(
+                run_id,
+                run.state,
+                RunState.RUNNING,
+                {"finished_at": None},
+                {"retry": sorted(targets)},
+            )
+        )
         self.store.apply(batch)
         return self.store.get_run(run_id)
 

@@ -9,6 +9,7 @@ transaction that makes its dependents ready, and (3) thousands of transitions co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import random
 from collections import deque
@@ -88,7 +89,9 @@ class Scheduler:
         self.options = options or SchedulerOptions()
         self.observer = observer
         self.views = {
-            r.step_id: StepView(r.state, r.attempts, dict(r.retries_used), r.outputs, next_at=r.next_at)
+            r.step_id: StepView(
+                r.state, r.attempts, dict(r.retries_used), r.outputs, next_at=r.next_at
+            )
             for r in steps
         }
         self.ready: deque[str] = deque()
@@ -112,7 +115,9 @@ class Scheduler:
         state = self.run.state
         if state is not RunState.RUNNING:
             self.batch.runs.append(
-                RunChange(self.run.id, state, RunState.RUNNING, {"started_at": self.run.started_at or now})
+                RunChange(
+                    self.run.id, state, RunState.RUNNING, {"started_at": self.run.started_at or now}
+                )
             )
         self._prime()
         next_poll = next_heartbeat = now
@@ -131,7 +136,9 @@ class Scheduler:
             final = self._final_state()
             if final is not None:
                 self.batch.runs.append(
-                    RunChange(self.run.id, RunState.RUNNING, final, {"finished_at": now, "owner": None})
+                    RunChange(
+                        self.run.id, RunState.RUNNING, final, {"finished_at": now, "owner": None}
+                    )
                 )
             self._commit()
             if final is not None:
@@ -140,7 +147,9 @@ class Scheduler:
             if now >= next_heartbeat:
                 next_heartbeat = now + self.options.heartbeat_interval
                 self.store.heartbeat(self.run.id, self.owner, now)
-            await self._sleep(min(next_poll, next_heartbeat, *(t for t, _ in self.timers[:1])) - now)
+            await self._sleep(
+                min(next_poll, next_heartbeat, *(t for t, _ in self.timers[:1])) - now
+            )
 
     # ---- the parts of a tick -------------------------------------------------------------
 
@@ -174,13 +183,20 @@ class Scheduler:
         self.batch.attempt_updates.append(self.dispatcher.finished_update(result, now))
         outcome = result.outcome
         if result.cancelled:
-            self._move(node.id, S.CANCELLED, {"finished_at": now, "reason": "cancelled"}, result.attempt)
+            self._move(
+                node.id, S.CANCELLED, {"finished_at": now, "reason": "cancelled"}, result.attempt
+            )
             return
         if outcome.failure_class is None:
             self._move(
                 node.id,
                 S.SUCCEEDED,
-                {"outputs": result.outputs, "finished_at": now, "failure_class": None, "reason": None},
+                {
+                    "outputs": result.outputs,
+                    "finished_at": now,
+                    "failure_class": None,
+                    "reason": None,
+                },
                 result.attempt,
             )
             view.outputs = result.outputs
@@ -188,7 +204,11 @@ class Scheduler:
             return
         failure = outcome.failure_class
         decision = decide_retry(node.retry, failure, view.retries_used, self.options.rng.random())
-        details = {"failure_class": failure.value, "error": outcome.error, "exit_code": outcome.exit_code}
+        details = {
+            "failure_class": failure.value,
+            "error": outcome.error,
+            "exit_code": outcome.exit_code,
+        }
         if decision.retry and not self.cancel_requested:
             view.retries_used[failure.value] = view.retries_used.get(failure.value, 0) + 1
             view.next_at = now + decision.delay
@@ -231,7 +251,9 @@ class Scheduler:
                 context = self.dispatcher.context_for(node, self._lookup)
                 holds = templating.is_truthy(templating.evaluate(node.spec.when, context))
             except templating.TemplateError as exc:
-                self._move(node.id, S.FAILED, {"finished_at": self.batch.at, "reason": f"`when`: {exc}"})
+                self._move(
+                    node.id, S.FAILED, {"finished_at": self.batch.at, "reason": f"`when`: {exc}"}
+                )
                 self._propagate(node)
                 return
             if not holds:
@@ -276,7 +298,9 @@ class Scheduler:
             task.cancel()
         for step_id, view in self.views.items():
             if view.state in (S.PENDING, S.READY, S.RETRYING, S.LOST):
-                self._move(step_id, S.CANCELLED, {"finished_at": self.batch.at, "reason": "run cancelled"})
+                self._move(
+                    step_id, S.CANCELLED, {"finished_at": self.batch.at, "reason": "run cancelled"}
+                )
         self.ready.clear()
         self.timers.clear()
         self.dispatcher.drop_pending()
@@ -341,12 +365,10 @@ class Scheduler:
         self.wake.set()
 
     async def _sleep(self, seconds: float) -> None:
-        if self.finished_results or self.cancel_requested and not self.tasks:
+        if self.finished_results or (self.cancel_requested and not self.tasks):
             return
         self.wake.clear()
         if self.finished_results:
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=max(0.0, seconds))
-        except TimeoutError:
-            pass

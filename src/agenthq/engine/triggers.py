@@ -46,7 +46,9 @@ def decide_trigger(rule: TriggerRule, needs: Mapping[str, StepState]) -> Trigger
         return TriggerDecision(Verdict.SKIP, "no upstream step failed (trigger: one_failed)")
     # NONE_FAILED
     if failed:
-        return TriggerDecision(Verdict.SKIP, f"upstream {_names(failed)} failed (trigger: none_failed)")
+        return TriggerDecision(
+            Verdict.SKIP, f"upstream {_names(failed)} failed (trigger: none_failed)"
+        )
     return TriggerDecision(Verdict.RUN)
 
 

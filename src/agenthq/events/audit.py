@@ -37,7 +37,9 @@ def verify_chain(store: Store) -> AuditReport:
             return AuditReport(count)
         for event in page:
             if expected_seq is not None and event.seq != expected_seq:
-                return AuditReport(count, event.seq, f"events {expected_seq}…{event.seq - 1} are missing")
+                return AuditReport(
+                    count, event.seq, f"events {expected_seq}…{event.seq - 1} are missing"
+                )
             if event.prev_hash != previous_hash:
                 return AuditReport(count, event.seq, "its link to the previous event is broken")
             recomputed = event_hash(

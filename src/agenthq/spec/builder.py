@@ -19,7 +19,9 @@ class Plan:
     def __init__(self, name: str, *, description: str = "") -> None:
         self._data: dict[str, Any] = {"name": name, "description": description, "steps": []}
 
-    def param(self, name: str, *, default: Any = None, required: bool = False, description: str = "") -> Plan:
+    def param(
+        self, name: str, *, default: Any = None, required: bool = False, description: str = ""
+    ) -> Plan:
         self._data.setdefault("params", {})[name] = {
             "default": default,
             "required": required,
@@ -32,7 +34,9 @@ class Plan:
         self._data["defaults"] = {**self._data.get("defaults", {}), **fields}
         return self
 
-    def concurrency(self, *, max_workers: int | None = None, agents: dict[str, int] | None = None) -> Plan:
+    def concurrency(
+        self, *, max_workers: int | None = None, agents: dict[str, int] | None = None
+    ) -> Plan:
         self._data["concurrency"] = {"max_workers": max_workers, "agents": agents or {}}
         return self
 
@@ -42,7 +46,7 @@ class Plan:
 
     def step(
         self,
-        id: str,  # noqa: A002 - the plan language calls it `id`
+        id: str,
         *,
         run: str | None = None,
         uses: str | Callable[..., Any] | None = None,

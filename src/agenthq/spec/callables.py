@@ -46,8 +46,7 @@ def resolve_callable(target: str, search_dir: str | Path | None = None) -> Calla
             ) from None
         except Exception as exc:  # the module's own top-level code failed
             raise CallableError(
-                f"importing {module_name!r} for `uses: {target}` raised "
-                f"{type(exc).__name__}: {exc}"
+                f"importing {module_name!r} for `uses: {target}` raised {type(exc).__name__}: {exc}"
             ) from None
         finally:
             if added:

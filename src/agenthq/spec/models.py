@@ -167,11 +167,15 @@ class StepSpec(Frozen):
     @model_validator(mode="after")
     def _one_action(self) -> StepSpec:
         if self.run is None and self.uses is None:
-            raise ValueError(f"step {self.id!r} needs `run` (a shell command) or `uses` (module:function)")
+            raise ValueError(
+                f"step {self.id!r} needs `run` (a shell command) or `uses` (module:function)"
+            )
         if self.run is not None and self.uses is not None:
             raise ValueError(f"step {self.id!r} has both `run` and `uses`; keep one")
         if self.with_ and self.uses is None:
-            raise ValueError(f"step {self.id!r} has `with` but no `uses`; `with` passes arguments to a callable")
+            raise ValueError(
+                f"step {self.id!r} has `with` but no `uses`; `with` passes arguments to a callable"
+            )
         return self
 
 

@@ -223,7 +223,7 @@ class Store(Protocol):
     def apply(self, batch: Batch) -> None:
         """Write the batch and its events in one transaction or not at all.
 
-        Raises IllegalTransition for a change states.py forbids and StaleWriteError when a
+        Raises IllegalTransitionError for a change states.py forbids and StaleWriteError when a
         row is no longer in `from_state`.
         """
         ...

@@ -1,0 +1,5 @@
+"""`python -m agenthq` is the same as the `agenthq` command."""
+
+from agenthq.cli.main import main
+
+raise SystemExit(main())

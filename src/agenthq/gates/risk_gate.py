@@ -1,0 +1,57 @@
+"""The `risk` gate: before a shell step runs, score its command and apply the project's policy.
+
+It is the seam between the pure pieces (`risk.assess`, `policy.decide`) and the engine's gate
+protocol: it turns a verdict into PASS / ASK / REFUSE and records why in `details`, so the
+audit log shows the reasons and the rule that decided.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agenthq.gates.base import GateResult, Outcome, Phase, StepFacts
+from agenthq.gates.policy import Policy, decide
+from agenthq.gates.risk import assess
+
+__all__ = ["RiskGate"]
+
+_OUTCOMES = {"run": Outcome.PASS, "ask": Outcome.ASK, "refuse": Outcome.REFUSE}
+_DECLARED = "the step declared risk: approval_required"
+
+
+class RiskGate:
+    """Scores shell commands; Python steps pass (their code is another gate's business)."""
+
+    name: str = "risk"
+    phase: Phase = Phase.BEFORE
+
+    def __init__(
+        self,
+        policy: Policy | None = None,
+        *,
+        workspace: Path | None = None,
+        home: Path | None = None,
+    ) -> None:
+        self.policy = policy if policy is not None else Policy()
+        self.workspace = workspace
+        self.home = home
+
+    def check(self, facts: StepFacts) -> GateResult:
+        if facts.command is None:
+            if facts.approval_required:
+                return GateResult(self.name, Outcome.ASK, _DECLARED, 0.0, {"reasons": []})
+            return GateResult(self.name, Outcome.PASS, "not a shell step", 0.0, {"reasons": []})
+        workspace = self.workspace if self.workspace is not None else facts.workspace
+        assessment = assess(facts.command, workspace=workspace, home=self.home)
+        decision = decide(self.policy, assessment)
+        outcome = _OUTCOMES[decision.verdict]
+        reason = decision.reason
+        if facts.approval_required and outcome is Outcome.PASS:
+            outcome, reason = Outcome.ASK, f"{_DECLARED}; {reason}"
+        details = {
+            "reasons": list(assessment.reasons),
+            "rule": decision.matched_rule,
+            "verdict": decision.verdict,
+            "parse_ok": assessment.parse_ok,
+        }
+        return GateResult(self.name, outcome, reason, float(assessment.score), details)

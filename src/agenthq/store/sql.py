@@ -1,0 +1,868 @@
+"""The Store, in SQLAlchemy Core, for every database we support.
+
+Nothing here depends on the dialect: what differs (SQLite's pragmas and BEGIN IMMEDIATE) is
+set up on the engine by sqlite.py before it reaches SqlStore. Write transactions are asked for
+with the `WRITE_OPTION` execution option, so a dialect that must lock up front can.
+
+`apply` is the hot path — a 5,000-step plan makes ~20,000 step transitions — so it checks every
+hop in Python, collapses the hops of one step into one compare-and-set UPDATE, and writes rows
+with executemany grouped by the set of columns they change.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from operator import itemgetter
+from types import TracebackType
+from typing import Any, NamedTuple, Self
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from agenthq.errors import NotFoundError, RunBusyError, StaleWriteError, StoreError
+from agenthq.states import (
+    FailureClass,
+    RunState,
+    StepState,
+    check_run_transition,
+    check_step_transition,
+)
+from agenthq.store.api import (
+    AttemptRecord,
+    AttemptStart,
+    AttemptUpdate,
+    Batch,
+    EventRecord,
+    NewRun,
+    RunChange,
+    RunControl,
+    RunRecord,
+    StepChange,
+    StepRecord,
+)
+from agenthq.store.chain import canonical_json, link_hash, stored_time, time_json
+from agenthq.store.tables import CHAIN_HEAD_ID, attempts, chain_head, events, runs, steps
+
+WRITE_OPTION = "agenthq_write"  # execution option: this transaction writes (see sqlite.py)
+
+STEP_FIELDS = frozenset(
+    {
+        "attempts",
+        "failure_class",
+        "outputs",
+        "retries_used",
+        "next_at",
+        "reason",
+        "started_at",
+        "finished_at",
+    }
+)
+RUN_FIELDS = frozenset({"started_at", "finished_at", "owner", "heartbeat_at", "cancel_requested"})
+ATTEMPT_FIELDS = frozenset(
+    {"state", "finished_at", "exit_code", "failure_class", "error", "pid", "pgid", "proc_start"}
+)
+_JSON_FIELDS = frozenset({"outputs", "retries_used"})
+_AMBIGUOUS_SHOWN = 5
+
+
+class _Draft(NamedTuple):
+    """An event before the chain gives it a seq and hashes."""
+
+    run_id: str | None
+    step_id: str | None
+    attempt: int | None
+    kind: str
+    from_state: str | None
+    to_state: str | None
+    details_json: str
+
+
+class _StaleStepsError(Exception):
+    """Some compare-and-set UPDATE matched no row; raised inside the transaction to roll it
+    back, then explained from a fresh read."""
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        super().__init__()
+        self.rows = rows
+
+
+@dataclass
+class _StepWrite:
+    """All hops of one step in a batch, written as one compare-and-set UPDATE."""
+
+    run_id: str
+    step_id: str
+    from_state: str
+    to_state: str
+    fields: dict[str, Any]
+
+
+class SqlStore:
+    """The Store protocol over a SQLAlchemy engine; use as a context manager or call close()."""
+
+    def __init__(self, engine: Engine, url: str) -> None:
+        self.url = url
+        self._engine = engine
+        self._writer = engine.execution_options(**{WRITE_OPTION: True})
+        self._shown = make_url(url).render_as_string(hide_password=True)
+        self._sane_multi_rowcount = engine.dialect.supports_sane_multi_rowcount
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # ---- transactions ---------------------------------------------------------------------
+
+    @contextmanager
+    def _reading(self) -> Iterator[Connection]:
+        try:
+            with self._engine.connect() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise self._unusable(exc) from exc
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        try:
+            with self._writer.begin() as conn:
+                yield conn
+        except DBAPIError as exc:
+            raise self._unusable(exc) from exc
+
+    def _unusable(self, exc: DBAPIError) -> StoreError:
+        return StoreError(f"the database at {self._shown} failed: {exc.orig}")
+
+    # ---- runs -----------------------------------------------------------------------------
+
+    def create_run(self, run: NewRun) -> RunRecord:
+        at = run.created_at
+        step_rows = [
+            {
+                "run_id": run.id,
+                "step_id": step_id,
+                "position": position,
+                "state": StepState.PENDING.value,
+                "attempts": 0,
+                "outputs": "{}",
+                "retries_used": "{}",
+                "updated_at": at,
+            }
+            for position, step_id in enumerate(run.step_ids)
+        ]
+        details = {"plan": run.plan, "steps": len(step_rows)}
+        created = _Draft(
+            run.id, None, None, "run.created", None, RunState.PENDING.value, canonical_json(details)
+        )
+        with self._writing() as conn:
+            try:
+                conn.execute(insert(runs), _new_run_row(run))
+            except IntegrityError:
+                raise StoreError(f"a run with id {run.id!r} already exists") from None
+            if step_rows:
+                _executemany(conn, insert(steps), step_rows)
+            self._append_events(conn, [created], at)
+        counts = {StepState.PENDING.value: len(step_rows)} if step_rows else {}
+        return RunRecord(
+            id=run.id,
+            plan=run.plan,
+            state=RunState.PENDING,
+            created_at=run.created_at,
+            started_at=None,
+            finished_at=None,
+            params=dict(run.params),
+            spec=dict(run.spec),
+            plan_path=run.plan_path,
+            workspace=run.workspace,
+            max_workers=run.max_workers,
+            owner=None,
+            heartbeat_at=None,
+            cancel_requested=False,
+            step_counts=counts,
+        )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._reading() as conn:
+            row = conn.execute(_RUN_SELECT.where(runs.c.id == run_id)).first()
+            if row is None:
+                raise _no_run(run_id)
+            counts = _step_counts(conn, [run_id])
+        return _run_record(row, counts.get(run_id, {}))
+
+    def get_run_control(self, run_id: str) -> RunControl:
+        query = select(runs.c.state, runs.c.cancel_requested, runs.c.owner).where(
+            runs.c.id == run_id
+        )
+        with self._reading() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            raise _no_run(run_id)
+        return RunControl(RunState(row[0]), bool(row[1]), row[2])
+
+    def resolve_run_id(self, text: str) -> str:
+        with self._reading() as conn:
+            if text == "last":
+                newest = conn.execute(
+                    select(runs.c.id).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(1)
+                ).scalar()
+                if newest is not None:
+                    return str(newest)
+            exact = conn.execute(select(runs.c.id).where(runs.c.id == text)).scalar()
+            if exact is not None:
+                return str(exact)
+            if text == "last":
+                raise NotFoundError("there are no runs yet; start one with `agenthq run PLAN`")
+            matches = (
+                conn.execute(
+                    select(runs.c.id)
+                    .where(runs.c.id.startswith(text, autoescape=True))
+                    .order_by(runs.c.created_at.desc(), runs.c.id.desc())
+                    .limit(_AMBIGUOUS_SHOWN + 1)
+                )
+                .scalars()
+                .all()
+            )
+        if len(matches) == 1 and text:
+            return str(matches[0])
+        if len(matches) > 1 and text:
+            shown = ", ".join(matches[:_AMBIGUOUS_SHOWN])
+            more = " …" if len(matches) > _AMBIGUOUS_SHOWN else ""
+            raise NotFoundError(
+                f"run id {text!r} is ambiguous: it could be {shown}{more}; give more characters"
+            )
+        raise _no_run(text)
+
+    def list_runs(
+        self,
+        *,
+        state: RunState | None = None,
+        plan: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        query = _RUN_SELECT
+        if state is not None:
+            query = query.where(runs.c.state == str(state))
+        if plan is not None:
+            query = query.where(runs.c.plan == plan)
+        query = (
+            query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit).offset(offset)
+        )
+        with self._reading() as conn:
+            rows = conn.execute(query).all()
+            counts = _step_counts(conn, [row[0] for row in rows])
+        return [_run_record(row, counts.get(row[0], {})) for row in rows]
+
+    # ---- steps and attempts -----------------------------------------------------------------
+
+    def get_steps(self, run_id: str) -> list[StepRecord]:
+        query = _STEP_SELECT.where(steps.c.run_id == run_id).order_by(steps.c.position)
+        with self._reading() as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                _require_run(conn, run_id)
+        return [_step_record(row) for row in rows]
+
+    def get_attempts(self, run_id: str, step_id: str | None = None) -> list[AttemptRecord]:
+        query = _ATTEMPT_SELECT.join(
+            steps, and_(steps.c.run_id == attempts.c.run_id, steps.c.step_id == attempts.c.step_id)
+        ).where(attempts.c.run_id == run_id)
+        if step_id is not None:
+            query = query.where(attempts.c.step_id == step_id)
+        query = query.order_by(steps.c.position, attempts.c.number)
+        with self._reading() as conn:
+            rows = conn.execute(query).all()
+            if not rows:
+                _require_run(conn, run_id)
+        return [_attempt_record(row) for row in rows]
+
+    # ---- the batch --------------------------------------------------------------------------
+
+    def apply(self, batch: Batch) -> None:
+        if not batch:
+            return
+        # Everything that can be refused without the database is refused before the
+        # transaction starts: nothing is locked or written for an illegal batch.
+        writes = _collapse(batch.steps)
+        for change in batch.runs:
+            check_run_transition(change.from_state, change.to_state)
+            _check_fields("run", change.fields, RUN_FIELDS)
+        for item in batch.attempt_updates:
+            _check_fields("attempt", item.fields, ATTEMPT_FIELDS)
+        drafts = _drafts(batch)
+        try:
+            with self._writing() as conn:
+                self._update_steps(conn, writes, batch.at)
+                for change in batch.runs:
+                    self._update_run(conn, change)
+                if batch.attempt_starts:
+                    rows = [_attempt_row(a) for a in batch.attempt_starts]
+                    _executemany(conn, insert(attempts), rows)
+                self._update_attempts(conn, batch.attempt_updates)
+                self._append_events(conn, drafts, batch.at)
+        except _StaleStepsError as stale:
+            # Rolled back by now, so the rows read back are as the other writer left them.
+            with self._reading() as conn:
+                raise _stale_step(conn, stale.rows) from None
+
+    def _update_steps(self, conn: Connection, writes: list[_StepWrite], at: float) -> None:
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for write in writes:
+            names = tuple(sorted(write.fields))
+            params = {
+                "k_run_id": write.run_id,
+                "k_step_id": write.step_id,
+                "k_from": write.from_state,
+                "v_state": write.to_state,
+                "v_updated_at": at,
+            }
+            for name in names:
+                params["v_" + name] = _column_value(name, write.fields[name])
+            groups.setdefault(names, []).append(params)
+        for names, rows in groups.items():
+            statement = (
+                update(steps)
+                .where(
+                    steps.c.run_id == bindparam("k_run_id"),
+                    steps.c.step_id == bindparam("k_step_id"),
+                    steps.c.state == bindparam("k_from"),
+                )
+                .values({name: bindparam("v_" + name) for name in (*names, "state", "updated_at")})
+            )
+            if self._execute_counted(conn, statement, rows) != len(rows):
+                raise _StaleStepsError(rows)
+
+    def _update_run(self, conn: Connection, change: RunChange) -> None:
+        values = {name: _column_value(name, value) for name, value in change.fields.items()}
+        values["state"] = str(change.to_state)
+        if RunState(change.to_state).finished and "cancel_requested" not in values:
+            values["cancel_requested"] = False  # the request is answered; a retry starts clean
+        result = conn.execute(
+            update(runs)
+            .where(runs.c.id == change.run_id, runs.c.state == str(change.from_state))
+            .values(values)
+        )
+        if result.rowcount != 1:
+            current = conn.execute(select(runs.c.state).where(runs.c.id == change.run_id)).scalar()
+            if current is None:
+                raise _no_run(change.run_id)
+            raise StaleWriteError(
+                f"run {change.run_id} is no longer {change.from_state} (it is {current} now): "
+                "someone else changed it first, so the whole batch was rolled back"
+            )
+
+    def _update_attempts(self, conn: Connection, updates: list[AttemptUpdate]) -> None:
+        merged: dict[tuple[str, str, int], dict[str, Any]] = {}
+        for item in updates:
+            merged.setdefault((item.run_id, item.step_id, item.number), {}).update(item.fields)
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for (run_id, step_id, number), fields in merged.items():
+            names = tuple(sorted(fields))
+            params = {"k_run_id": run_id, "k_step_id": step_id, "k_number": number}
+            for name in names:
+                params["v_" + name] = _column_value(name, fields[name])
+            groups.setdefault(names, []).append(params)
+        for names, rows in groups.items():
+            if not names:
+                continue
+            statement = (
+                update(attempts)
+                .where(
+                    attempts.c.run_id == bindparam("k_run_id"),
+                    attempts.c.step_id == bindparam("k_step_id"),
+                    attempts.c.number == bindparam("k_number"),
+                )
+                .values({name: bindparam("v_" + name) for name in names})
+            )
+            if self._execute_counted(conn, statement, rows) != len(rows):
+                missing = [
+                    f"{row['k_step_id']}#{row['k_number']} of run {row['k_run_id']}"
+                    for row in rows
+                    if not _attempt_exists(conn, row)
+                ]
+                raise NotFoundError(f"no such attempt: {', '.join(missing)}")
+
+    def _execute_counted(self, conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
+        """Rows matched by an executemany; one statement per row where the driver cannot
+        count an executemany."""
+        if self._sane_multi_rowcount or len(rows) == 1:
+            return _executemany(conn, statement, rows)
+        return sum(int(conn.execute(statement, row).rowcount) for row in rows)
+
+    def _append_events(self, conn: Connection, drafts: Sequence[_Draft], at: float) -> None:
+        """Chain the drafts onto the head, inside the caller's transaction. Reading the head
+        FOR UPDATE (a no-op on SQLite, which already holds the write lock) makes concurrent
+        writers queue here, so seq numbers and hashes never fork."""
+        if not drafts:
+            return
+        head = conn.execute(
+            select(chain_head.c.seq, chain_head.c.hash)
+            .where(chain_head.c.id == CHAIN_HEAD_ID)
+            .with_for_update()
+        ).first()
+        if head is None:
+            raise StoreError(
+                f"the database at {self._shown} has no event chain head; it was not created by agenthq"
+            )
+        seq, previous = int(head[0]), str(head[1])
+        when, when_json = stored_time(at), time_json(at)
+        rows = []
+        for draft in drafts:
+            seq += 1
+            digest = link_hash(
+                previous,
+                seq,
+                run_id=draft.run_id,
+                step_id=draft.step_id,
+                attempt=draft.attempt,
+                kind=draft.kind,
+                from_state=draft.from_state,
+                to_state=draft.to_state,
+                at_json=when_json,
+                details_json=draft.details_json,
+            )
+            rows.append(
+                {
+                    "seq": seq,
+                    "run_id": draft.run_id,
+                    "step_id": draft.step_id,
+                    "attempt": draft.attempt,
+                    "kind": draft.kind,
+                    "from_state": draft.from_state,
+                    "to_state": draft.to_state,
+                    "at": when,
+                    "details": draft.details_json,
+                    "prev_hash": previous,
+                    "hash": digest,
+                }
+            )
+            previous = digest
+        _executemany(conn, insert(events), rows)
+        conn.execute(
+            update(chain_head)
+            .where(chain_head.c.id == CHAIN_HEAD_ID)
+            .values(seq=seq, hash=previous)
+        )
+
+    # ---- ownership and control ----------------------------------------------------------------
+
+    def claim_run(self, run_id: str, owner: str, *, steal_from: str | None = None) -> None:
+        allowed = [runs.c.owner.is_(None), runs.c.owner == owner]
+        if steal_from is not None:
+            allowed.append(runs.c.owner == steal_from)
+        statement = (
+            update(runs)
+            .where(runs.c.id == run_id, or_(*allowed))
+            .values(owner=owner, heartbeat_at=time.time())
+        )
+        with self._writing() as conn:
+            if conn.execute(statement).rowcount == 1:
+                return
+            holder = conn.execute(
+                select(runs.c.id, runs.c.owner).where(runs.c.id == run_id)
+            ).first()
+        if holder is None:
+            raise _no_run(run_id)
+        raise RunBusyError(f"run {run_id} is being executed by process {holder[1]}")
+
+    def heartbeat(self, run_id: str, owner: str, at: float) -> None:
+        """Raises RunBusyError when `owner` no longer holds the run: another process took it
+        over, believing this one dead, and this one must stop."""
+        statement = (
+            update(runs).where(runs.c.id == run_id, runs.c.owner == owner).values(heartbeat_at=at)
+        )
+        with self._writing() as conn:
+            if conn.execute(statement).rowcount == 1:
+                return
+            holder = conn.execute(
+                select(runs.c.id, runs.c.owner).where(runs.c.id == run_id)
+            ).first()
+        if holder is None:
+            raise _no_run(run_id)
+        raise RunBusyError(f"run {run_id} is now executed by process {holder[1]}, not {owner}")
+
+    def release_run(self, run_id: str, owner: str) -> None:
+        statement = (
+            update(runs).where(runs.c.id == run_id, runs.c.owner == owner).values(owner=None)
+        )
+        with self._writing() as conn:
+            conn.execute(statement)
+
+    def request_cancel(self, run_id: str) -> None:
+        draft = _Draft(run_id, None, None, "run.cancel_requested", None, None, "{}")
+        with self._writing() as conn:
+            result = conn.execute(
+                update(runs).where(runs.c.id == run_id).values(cancel_requested=True)
+            )
+            if result.rowcount != 1:
+                raise _no_run(run_id)
+            self._append_events(conn, [draft], time.time())
+
+    # ---- events -----------------------------------------------------------------------------
+
+    def read_events(
+        self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
+    ) -> list[EventRecord]:
+        query = _EVENT_SELECT.where(events.c.seq > after_seq)
+        if run_id is not None:
+            query = query.where(events.c.run_id == run_id)
+        query = query.order_by(events.c.seq).limit(limit)
+        with self._reading() as conn:
+            rows = conn.execute(query).all()
+        return [_event_record(row) for row in rows]
+
+
+def _executemany(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
+    """Run `statement` once per row, handing the rows straight to the driver's executemany.
+
+    SQLAlchemy's own executemany spends as long preparing parameters as SQLite spends
+    executing them; the hot-path columns are strings and numbers, which need no type
+    processing, so the compiled SQL and plain parameters are passed to the driver instead.
+    """
+    compiled = statement.compile(dialect=conn.dialect, column_keys=list(rows[0]))
+    params: list[Any] = rows
+    if compiled.positional:
+        order = compiled.positiontup or []
+        pick = itemgetter(*order)
+        params = [pick(row) for row in rows] if len(order) > 1 else [(pick(r),) for r in rows]
+    return int(conn.exec_driver_sql(compiled.string, params).rowcount)
+
+
+# ---- building a batch's writes (pure) ------------------------------------------------------
+
+
+def _collapse(changes: Iterable[StepChange]) -> list[_StepWrite]:
+    """Check every hop, and fold each step's hops into one write: from its first state to its
+    last, fields merged in order. The same step's hops must follow on from each other — if one
+    starts where the previous did not end, the batch was built from a stale view."""
+    writes: dict[tuple[str, str], _StepWrite] = {}
+    for change in changes:
+        check_step_transition(change.from_state, change.to_state)
+        if not change.fields.keys() <= STEP_FIELDS:
+            _check_fields("step", change.fields, STEP_FIELDS)
+        key = (change.run_id, change.step_id)
+        write = writes.get(key)
+        if write is None:
+            writes[key] = _StepWrite(
+                change.run_id,
+                change.step_id,
+                str(change.from_state),
+                str(change.to_state),
+                dict(change.fields),
+            )
+            continue
+        if change.from_state != write.to_state:
+            raise StaleWriteError(
+                f"step {change.step_id!r} of run {change.run_id} is expected {change.from_state} "
+                f"but this batch already moved it to {write.to_state}; nothing was written"
+            )
+        write.to_state = str(change.to_state)
+        write.fields.update(change.fields)
+    return list(writes.values())
+
+
+def _drafts(batch: Batch) -> list[_Draft]:
+    """One event per change, in the order a tick makes them: a run that (re)starts before the
+    steps it runs, the steps, notes, then how the run ended or paused."""
+    opening = 0
+    while opening < len(batch.runs) and batch.runs[opening].to_state == RunState.RUNNING:
+        opening += 1
+    drafts = [_run_draft(change) for change in batch.runs[:opening]]
+    drafts.extend(
+        _Draft(
+            change.run_id,
+            change.step_id,
+            change.attempt,
+            "step",
+            str(change.from_state),
+            str(change.to_state),
+            canonical_json(change.details),
+        )
+        for change in batch.steps
+    )
+    drafts.extend(
+        _Draft(e.run_id, e.step_id, e.attempt, e.kind, None, None, canonical_json(e.details))
+        for e in batch.events
+    )
+    drafts.extend(_run_draft(change) for change in batch.runs[opening:])
+    return drafts
+
+
+def _run_draft(change: RunChange) -> _Draft:
+    return _Draft(
+        change.run_id,
+        None,
+        None,
+        "run",
+        str(change.from_state),
+        str(change.to_state),
+        canonical_json(change.details),
+    )
+
+
+def _check_fields(what: str, fields: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"a {what} has no field(s) {', '.join(sorted(unknown))}")
+
+
+def _column_value(name: str, value: Any) -> Any:
+    if name in _JSON_FIELDS:
+        return _dumps(value if value is not None else {})
+    if isinstance(value, Enum):
+        return value.value
+    return value
+
+
+_ORDERED = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _dumps(value: Any) -> str:
+    """JSON columns other than event details keep their key order, as the user wrote it."""
+    return _ORDERED.encode(value)
+
+
+def _new_run_row(run: NewRun) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "plan": run.plan,
+        "state": RunState.PENDING.value,
+        "created_at": run.created_at,
+        "params": _dumps(dict(run.params)),
+        "spec": _dumps(dict(run.spec)),
+        "plan_path": run.plan_path,
+        "workspace": run.workspace,
+        "max_workers": run.max_workers,
+        "cancel_requested": False,
+    }
+
+
+def _attempt_row(start: AttemptStart) -> dict[str, Any]:
+    return {
+        "run_id": start.run_id,
+        "step_id": start.step_id,
+        "number": start.number,
+        "state": "running",
+        "started_at": start.started_at,
+        "stdout_path": start.stdout_path,
+        "stderr_path": start.stderr_path,
+        "owner": start.owner,
+    }
+
+
+# ---- reading rows into records ---------------------------------------------------------------
+
+_RUN_SELECT: Select[Any] = select(
+    runs.c.id,
+    runs.c.plan,
+    runs.c.state,
+    runs.c.created_at,
+    runs.c.started_at,
+    runs.c.finished_at,
+    runs.c.params,
+    runs.c.spec,
+    runs.c.plan_path,
+    runs.c.workspace,
+    runs.c.max_workers,
+    runs.c.owner,
+    runs.c.heartbeat_at,
+    runs.c.cancel_requested,
+)
+_STEP_SELECT: Select[Any] = select(
+    steps.c.run_id,
+    steps.c.step_id,
+    steps.c.state,
+    steps.c.attempts,
+    steps.c.failure_class,
+    steps.c.outputs,
+    steps.c.retries_used,
+    steps.c.next_at,
+    steps.c.reason,
+    steps.c.started_at,
+    steps.c.finished_at,
+    steps.c.updated_at,
+)
+_ATTEMPT_SELECT: Select[Any] = select(
+    attempts.c.run_id,
+    attempts.c.step_id,
+    attempts.c.number,
+    attempts.c.state,
+    attempts.c.started_at,
+    attempts.c.finished_at,
+    attempts.c.exit_code,
+    attempts.c.failure_class,
+    attempts.c.error,
+    attempts.c.stdout_path,
+    attempts.c.stderr_path,
+    attempts.c.pid,
+    attempts.c.pgid,
+    attempts.c.proc_start,
+    attempts.c.owner,
+)
+_EVENT_SELECT: Select[Any] = select(
+    events.c.seq,
+    events.c.run_id,
+    events.c.step_id,
+    events.c.attempt,
+    events.c.kind,
+    events.c.from_state,
+    events.c.to_state,
+    events.c.at,
+    events.c.details,
+    events.c.prev_hash,
+    events.c.hash,
+)
+
+
+def _run_record(row: Sequence[Any], counts: Mapping[str, int]) -> RunRecord:
+    return RunRecord(
+        id=row[0],
+        plan=row[1],
+        state=RunState(row[2]),
+        created_at=row[3],
+        started_at=row[4],
+        finished_at=row[5],
+        params=json.loads(row[6]),
+        spec=json.loads(row[7]),
+        plan_path=row[8],
+        workspace=row[9],
+        max_workers=row[10],
+        owner=row[11],
+        heartbeat_at=row[12],
+        cancel_requested=bool(row[13]),
+        step_counts=counts,
+    )
+
+
+def _step_record(row: Sequence[Any]) -> StepRecord:
+    return StepRecord(
+        run_id=row[0],
+        step_id=row[1],
+        state=StepState(row[2]),
+        attempts=row[3],
+        failure_class=FailureClass(row[4]) if row[4] is not None else None,
+        outputs=json.loads(row[5]),
+        retries_used=json.loads(row[6]),
+        next_at=row[7],
+        reason=row[8],
+        started_at=row[9],
+        finished_at=row[10],
+        updated_at=row[11],
+    )
+
+
+def _attempt_record(row: Sequence[Any]) -> AttemptRecord:
+    return AttemptRecord(
+        run_id=row[0],
+        step_id=row[1],
+        number=row[2],
+        state=row[3],
+        started_at=row[4],
+        finished_at=row[5],
+        exit_code=row[6],
+        failure_class=FailureClass(row[7]) if row[7] is not None else None,
+        error=row[8],
+        stdout_path=row[9],
+        stderr_path=row[10],
+        pid=row[11],
+        pgid=row[12],
+        proc_start=row[13],
+        owner=row[14],
+    )
+
+
+def _event_record(row: Sequence[Any]) -> EventRecord:
+    return EventRecord(
+        seq=row[0],
+        run_id=row[1],
+        step_id=row[2],
+        attempt=row[3],
+        kind=row[4],
+        from_state=row[5],
+        to_state=row[6],
+        at=row[7],
+        details=json.loads(row[8]),
+        prev_hash=row[9],
+        hash=row[10],
+    )
+
+
+def _step_counts(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, int]]:
+    """State → count for each run, in one GROUP BY for the whole page."""
+    if not run_ids:
+        return {}
+    query = (
+        select(steps.c.run_id, steps.c.state, func.count())
+        .where(steps.c.run_id.in_(run_ids))
+        .group_by(steps.c.run_id, steps.c.state)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for run_id, state, count in conn.execute(query):
+        counts.setdefault(run_id, {})[state] = int(count)
+    return counts
+
+
+# ---- errors people read ------------------------------------------------------------------------
+
+
+def _no_run(run_id: str) -> NotFoundError:
+    return NotFoundError(f"no run {run_id!r}; `agenthq runs` lists them")
+
+
+def _require_run(conn: Connection, run_id: str) -> None:
+    if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+        raise _no_run(run_id)
+
+
+def _stale_step(conn: Connection, rows: list[dict[str, Any]]) -> StaleWriteError:
+    """Name the first step whose row is not in the state the batch expected (read after the
+    rollback, so rows this batch had updated show their old state again)."""
+    current: dict[tuple[str, str], str] = {}
+    for run_id in {row["k_run_id"] for row in rows}:
+        query = select(steps.c.step_id, steps.c.state).where(steps.c.run_id == run_id)
+        current.update(((run_id, step_id), state) for step_id, state in conn.execute(query))
+    for row in rows:
+        found = current.get((row["k_run_id"], row["k_step_id"]))
+        if found == row["k_from"]:
+            continue
+        now = f"it is {found} now" if found is not None else "the run has no such step"
+        return StaleWriteError(
+            f"step {row['k_step_id']!r} of run {row['k_run_id']} is no longer {row['k_from']} "
+            f"({now}): someone else changed it first, so the whole batch was rolled back"
+        )
+    return StaleWriteError("a step changed under this batch, so the whole batch was rolled back")
+
+
+def _attempt_exists(conn: Connection, row: Mapping[str, Any]) -> bool:
+    query = select(attempts.c.number).where(
+        attempts.c.run_id == row["k_run_id"],
+        attempts.c.step_id == row["k_step_id"],
+        attempts.c.number == row["k_number"],
+    )
+    return conn.execute(query).first() is not None

@@ -1,0 +1,64 @@
+"""Fixtures shared by every test: a store on each backend we support, and small factories.
+
+`store` is parametrized over BACKENDS so that every contract test runs against each database;
+PostgreSQL joins by adding "postgres" here and a branch in `store_url`.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agenthq.store import open_store
+from agenthq.store.api import NewRun, RunRecord, Store
+from agenthq.store.sql import SqlStore
+
+BACKENDS = ["sqlite"]
+
+_ids = itertools.count(1)
+_clock = itertools.count(1_700_000_000)
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database for one test."""
+    backend = request.param
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'store' / 'agenthq.db'}"
+    raise NotImplementedError(f"no test database for backend {backend!r}")
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[SqlStore]:
+    with open_store(store_url) as opened:
+        yield opened
+
+
+def make_run(
+    store: Store,
+    steps: Sequence[str] = ("a", "b", "c"),
+    *,
+    run_id: str | None = None,
+    plan: str = "demo",
+    created_at: float | None = None,
+    params: dict[str, Any] | None = None,
+) -> RunRecord:
+    """Create a run whose ids and creation times increase with every call."""
+    number = next(_ids)
+    return store.create_run(
+        NewRun(
+            id=run_id or f"20260101-000000-{number:06x}",
+            plan=plan,
+            params=params or {},
+            spec={"name": plan, "steps": [{"id": s, "run": "true"} for s in steps]},
+            plan_path=None,
+            workspace="/tmp/workspace",
+            max_workers=2,
+            created_at=float(next(_clock)) if created_at is None else created_at,
+            step_ids=list(steps),
+        )
+    )

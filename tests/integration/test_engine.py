@@ -1,0 +1,151 @@
+"""The engine end to end in one process, on a real SQLite file: retries, trigger rules, `when`,
+fan-out/fan-in, the SDK, and random DAGs that must run every step once, after its needs."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import agenthq
+from agenthq.engine.runner import Runner
+from agenthq.store.api import Store
+from tests.integration import recorder
+
+RECORD = "tests.integration.recorder:record"
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[tuple[Store, Runner]]:
+    with agenthq.open_store(f"sqlite:///{tmp_path / 'agenthq.db'}") as store:
+        yield store, Runner(store, home=tmp_path, environ={})
+
+
+def states(store: Store, run_id: str) -> dict[str, str]:
+    return {s.step_id: s.state.value for s in store.get_steps(run_id)}
+
+
+def test_retries_then_success(engine: tuple[Store, Runner]) -> None:
+    store, runner = engine
+    plan = agenthq.Plan("retry").step(
+        "flaky",
+        uses="tests.integration.recorder:fail_first",
+        with_={"times": 2},
+        retry={"max_attempts": 3, "initial": 0.01, "max": 0.05, "on": ["execution"]},
+    )
+    run = runner.run(plan)
+    assert run.state == "succeeded"
+    step = store.get_steps(run.id)[0]
+    assert step.attempts == 3
+    assert step.retries_used == {"execution": 2}
+    assert step.outputs == {"attempt": 3}
+    attempts = store.get_attempts(run.id, "flaky")
+    assert [a.state for a in attempts] == ["failed", "failed", "succeeded"]
+    assert "planned failure 1" in (attempts[0].error or "")
+    moves = [(e.from_state, e.to_state) for e in store.read_events(run_id=run.id) if e.step_id]
+    assert moves.count(("running", "retrying")) == 2
+
+
+def test_budget_spent_fails_and_timeouts_have_their_own(engine: tuple[Store, Runner]) -> None:
+    store, runner = engine
+    plan = agenthq.Plan("budget").step(
+        "bad",
+        uses="tests.integration.recorder:always_fail",
+        retry={"max_attempts": 5, "initial": 0.01, "on": {"execution": 1}},
+    )
+    run = runner.run(plan)
+    assert run.state == "failed"
+    step = store.get_steps(run.id)[0]
+    assert step.attempts == 2
+    assert step.failure_class == "execution"
+    assert "budget spent" in (store.read_events(run_id=run.id)[-2].details.get("retry") or "")
+
+
+def test_trigger_rules_and_when(engine: tuple[Store, Runner]) -> None:
+    store, runner = engine
+    plan = (
+        agenthq.Plan("rules")
+        .step("bad", uses="tests.integration.recorder:always_fail")
+        .step("good", uses=RECORD)
+        .step("on_fail", needs=["bad"], trigger="one_failed", uses=RECORD)
+        .step("blocked", needs=["bad", "good"], uses=RECORD)
+        .step("done", needs=["bad"], trigger="all_done", uses=RECORD)
+        .step("nofail", needs=["good"], trigger="none_failed", uses=RECORD)
+        .step("skipme", needs=["good"], when="{{ steps.good.outputs.step == 'other' }}", uses=RECORD)
+        .step("after_skip", needs=["skipme"], uses=RECORD)
+        .step("after_skip_done", needs=["skipme"], trigger="none_failed", uses=RECORD)
+        .step("no_fail_rule", needs=["bad"], trigger="none_failed", uses=RECORD)
+    )
+    run = runner.run(plan)
+    assert run.state == "failed"
+    assert states(store, run.id) == {
+        "bad": "failed",
+        "good": "succeeded",
+        "on_fail": "succeeded",
+        "blocked": "blocked",
+        "done": "succeeded",
+        "nofail": "succeeded",
+        "skipme": "skipped",
+        "after_skip": "skipped",  # skips propagate under all_success
+        "after_skip_done": "succeeded",  # none_failed runs after a skip
+        "no_fail_rule": "skipped",
+    }
+
+
+def test_fan_out_fan_in_reads_every_instance(engine: tuple[Store, Runner]) -> None:
+    store, runner = engine
+    plan = (
+        agenthq.Plan("fan")
+        .param("regions", default=["eu", "us", "ap"])
+        .step("region", foreach="{{ params.regions }}", run="echo '{\"r\": \"{{ item }}\"}'")
+        .step(
+            "report",
+            needs=["region"],
+            uses="agenthq.builtin:echo",
+            with_={"text": "{{ steps.region.outputs | map(attribute='r') | join(',') }}"},
+        )
+    )
+    run = runner.run(plan, params={"regions": ["eu", "us"]})
+    assert run.state == "succeeded"
+    report = {s.step_id: s for s in store.get_steps(run.id)}["report"]
+    assert report.outputs == {"text": "eu,us"}
+
+
+def test_finished_run_cannot_be_executed_again(engine: tuple[Store, Runner]) -> None:
+    _, runner = engine
+    run = runner.run(agenthq.Plan("once").step("a", uses=RECORD))
+    with pytest.raises(agenthq.StateError, match="already succeeded"):
+        runner.execute(run.id)
+
+
+@st.composite
+def dags(draw: st.DrawFn) -> list[dict[str, Any]]:
+    size = draw(st.integers(min_value=1, max_value=25))
+    steps: list[dict[str, Any]] = []
+    for i in range(size):
+        earlier = [f"s{j}" for j in range(i)]
+        needs = draw(st.lists(st.sampled_from(earlier), unique=True, max_size=4)) if earlier else []
+        steps.append({"id": f"s{i}", "needs": needs, "uses": RECORD})
+    return draw(st.permutations(steps))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(steps=dags(), workers=st.integers(min_value=1, max_value=6))
+def test_random_dags_run_each_step_once_after_its_needs(steps: list[dict[str, Any]], workers: int) -> None:
+    recorder.ORDER.clear()
+    with tempfile.TemporaryDirectory() as home, agenthq.open_store(f"sqlite:///{home}/a.db") as store:
+        spec = agenthq.Plan("random")
+        for step in steps:
+            spec.step(step["id"], needs=step["needs"], uses=step["uses"])
+        run = Runner(store, home=Path(home), environ={}).run(spec, max_workers=workers)
+        assert run.state == "succeeded"
+    assert sorted(recorder.ORDER) == sorted(s["id"] for s in steps)
+    position = {step_id: i for i, step_id in enumerate(recorder.ORDER)}
+    for step in steps:
+        for need in step["needs"]:
+            assert position[need] < position[step["id"]]

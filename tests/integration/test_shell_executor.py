@@ -1,0 +1,412 @@
+"""ShellExecutor with real processes and real log files: outputs, failures, timeouts that kill
+whole process trees, cancellation, masking of streamed output, and the process identity helpers
+the engine uses to find its orphans after a crash."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agenthq.executors.base import Invocation, Outcome
+from agenthq.executors.environment import step_environment
+from agenthq.executors.masking import build_masker
+from agenthq.executors.procs import (
+    group_alive,
+    is_same_process,
+    kill_group,
+    process_start_ticks,
+)
+from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
+from agenthq.states import FailureClass
+
+SECRET = "s3cr3t-Value-42"
+
+
+def invocation(tmp_path: Path, command: str, **overrides: Any) -> Invocation:
+    fields: dict[str, Any] = {
+        "run_id": "run-1",
+        "step_id": "step",
+        "attempt": 1,
+        "workspace": tmp_path,
+        "cwd": tmp_path,
+        "stdout_path": tmp_path / "logs" / "step.1.out",
+        "stderr_path": tmp_path / "logs" / "step.1.err",
+        "env": step_environment(os.environ, {}),
+        "command": command,
+        "kill_grace": 1.0,
+    }
+    fields.update(overrides)
+    return Invocation(**fields)
+
+
+def run(inv: Invocation, on_started: Callable[[int, int], None] | None = None) -> Outcome:
+    async def main() -> Outcome:
+        install_fast_child_watcher()
+        return await ShellExecutor().run(inv, on_started or (lambda pid, pgid: None))
+
+    return asyncio.run(main())
+
+
+def gone(pid: int) -> bool:
+    """Exited: no such process, or a zombie nobody has reaped yet."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def wait_for_file(path: Path, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text().strip():
+            return path.read_text().strip()
+        time.sleep(0.02)
+    raise AssertionError(f"{path} never appeared")
+
+
+# ---- results ---------------------------------------------------------------------------------
+
+
+def test_json_stdout_becomes_the_outputs(tmp_path: Path) -> None:
+    outcome = run(invocation(tmp_path, """echo '  {"version": "1.2", "n": [1, 2]}'"""))
+    assert outcome.succeeded
+    assert outcome.exit_code == 0
+    assert outcome.outputs == {"version": "1.2", "n": [1, 2]}
+
+
+@pytest.mark.parametrize(
+    "command",
+    ["echo hello", "echo '[1, 2]'", """echo '{"a": 1}'; echo '{"b": 2}'""", "echo '{broken'"],
+)
+def test_other_stdout_gives_no_outputs(tmp_path: Path, command: str) -> None:
+    outcome = run(invocation(tmp_path, command))
+    assert outcome.succeeded
+    assert outcome.outputs == {}
+
+
+def test_usage_lines_are_reported_apart_from_the_outputs(tmp_path: Path) -> None:
+    command = (
+        """echo '{"agenthq": {"cost_usd": 0.25}}'; echo '{"agenthq": {"cost_usd": 0.5}}';"""
+        """ echo '{"ok": true}'"""
+    )
+    outcome = run(invocation(tmp_path, command))
+    assert outcome.usage == {"cost_usd": 0.75}
+    assert outcome.outputs == {"ok": True}
+
+
+def test_exit_code_and_last_stderr_line_make_the_error(tmp_path: Path) -> None:
+    command = "echo working; echo 'warning: first' >&2; echo 'fatal: no such ref' >&2; exit 3"
+    outcome = run(invocation(tmp_path, command))
+    assert outcome.failure_class == FailureClass.EXECUTION
+    assert outcome.exit_code == 3
+    assert outcome.error == "exit code 3: fatal: no such ref"
+    assert outcome.outputs == {}
+    logs = tmp_path / "logs"
+    assert (logs / "step.1.out").read_text() == "working\n"
+    assert (logs / "step.1.err").read_text() == "warning: first\nfatal: no such ref\n"
+
+
+def test_a_process_killed_by_a_signal_says_so(tmp_path: Path) -> None:
+    outcome = run(invocation(tmp_path, "kill -KILL $$"))
+    assert outcome.failure_class == FailureClass.EXECUTION
+    assert outcome.exit_code == -signal.SIGKILL
+    assert outcome.error is not None
+    assert "SIGKILL" in outcome.error
+
+
+def test_missing_cwd_is_an_infrastructure_failure(tmp_path: Path) -> None:
+    started: list[int] = []
+    outcome = run(
+        invocation(tmp_path, "true", cwd=tmp_path / "nowhere"), lambda pid, _: started.append(pid)
+    )
+    assert outcome.failure_class == FailureClass.INFRASTRUCTURE
+    assert "nowhere" in (outcome.error or "")
+    assert started == []
+    outcome = run(invocation(tmp_path, "/bin/true", cwd=tmp_path / "nowhere"))
+    assert outcome.failure_class == FailureClass.INFRASTRUCTURE
+
+
+def test_a_command_not_found_is_the_steps_failure(tmp_path: Path) -> None:
+    outcome = run(invocation(tmp_path, "no-such-program-xyz --flag"))
+    assert outcome.failure_class == FailureClass.EXECUTION
+    assert outcome.exit_code == 127
+    assert "not found" in (outcome.error or "")
+
+
+def test_plain_commands_run_directly_with_the_right_pwd(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    outcome = run(invocation(tmp_path, "printenv PWD", cwd=work))
+    assert outcome.succeeded
+    assert (tmp_path / "logs" / "step.1.out").read_text() == f"{work}\n"
+
+
+def test_log_directory_is_created(tmp_path: Path) -> None:
+    out = tmp_path / "deep" / "er" / "a.out"
+    outcome = run(
+        invocation(tmp_path, "echo hi", stdout_path=out, stderr_path=out.with_suffix(".err"))
+    )
+    assert outcome.succeeded
+    assert out.read_text() == "hi\n"
+
+
+def test_step_environment_hides_agenthq_settings(tmp_path: Path) -> None:
+    parent = {**os.environ, "AGENTHQ_DB_URL": "sqlite:////x.db", "AGENTHQ_HOME": "/h", "KEEP": "1"}
+    env = step_environment(parent, {"CI": "yes"})
+    outcome = run(invocation(tmp_path, "env > env.txt", env=env, step_id="envstep", attempt=2))
+    assert outcome.succeeded
+    seen = (tmp_path / "env.txt").read_text().splitlines()
+    assert not [line for line in seen if line.startswith(("AGENTHQ_DB_URL=", "AGENTHQ_HOME="))]
+    assert {"KEEP=1", "CI=yes", "AGENTHQ_STEP_ID=envstep", "AGENTHQ_ATTEMPT=2"} <= set(seen)
+    assert "AGENTHQ_RUN_ID=run-1" in seen
+
+
+def test_on_started_gets_the_pid_that_leads_its_own_group(tmp_path: Path) -> None:
+    seen: list[tuple[int, int, int]] = []
+
+    def started(pid: int, pgid: int) -> None:
+        seen.append((pid, pgid, os.getpgid(pid)))
+
+    outcome = run(invocation(tmp_path, "echo $$; sleep 0.2"), started)
+    assert outcome.succeeded
+    [(pid, pgid, actual)] = seen
+    assert pid == pgid == actual != os.getpgid(0)
+    assert (tmp_path / "logs" / "step.1.out").read_text() == f"{pid}\n"
+
+
+# ---- timeouts and cancellation ---------------------------------------------------------------
+
+STUBBORN = "bash -c 'trap \"\" TERM; echo $$ > child.pid; while true; do sleep 0.1; done' & wait"
+
+
+@pytest.mark.parametrize("secrets", [[], [SECRET]])
+def test_timeout_kills_a_tree_whose_child_ignores_sigterm(
+    tmp_path: Path, secrets: list[str]
+) -> None:
+    started_at = time.monotonic()
+    outcome = run(
+        invocation(tmp_path, STUBBORN, timeout=1.0, kill_grace=0.5, mask=build_masker(secrets))
+    )
+    elapsed = time.monotonic() - started_at
+    assert outcome.failure_class == FailureClass.TIMEOUT
+    assert outcome.error == "timed out after 1s (process group killed)"
+    assert 1.4 <= elapsed < 4.0  # timeout + grace, and then no waiting for anything else
+    child = int((tmp_path / "child.pid").read_text())
+    assert gone(child)
+
+
+@pytest.mark.parametrize("secrets", [[], [SECRET]])
+def test_cancellation_kills_the_group_and_is_reraised(tmp_path: Path, secrets: list[str]) -> None:
+    pgids: list[int] = []
+
+    async def main() -> None:
+        install_fast_child_watcher()
+        task = asyncio.create_task(
+            ShellExecutor().run(
+                invocation(tmp_path, STUBBORN, kill_grace=0.3, mask=build_masker(secrets)),
+                lambda _, pgid: pgids.append(pgid),
+            )
+        )
+        while not (tmp_path / "child.pid").exists():
+            await asyncio.sleep(0.02)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(main())
+    child = int((tmp_path / "child.pid").read_text())
+    assert gone(child)
+    assert not group_alive(pgids[0])
+
+
+def test_a_background_process_holding_the_pipes_does_not_hang_the_step(tmp_path: Path) -> None:
+    # `setsid` takes the sleeper out of the step's group, so killing the group cannot reach it
+    # and it keeps the output pipes open.
+    command = "setsid sh -c 'echo $$ > bg.pid; exec sleep 30' & echo launched"
+    started_at = time.monotonic()
+    try:
+        outcome = run(invocation(tmp_path, command, mask=build_masker([SECRET])))
+    finally:
+        background = int(wait_for_file(tmp_path / "bg.pid"))
+        os.kill(background, signal.SIGKILL)
+    assert outcome.succeeded
+    assert time.monotonic() - started_at < 5.0
+    assert (tmp_path / "logs" / "step.1.out").read_text() == "launched\n"
+
+
+# ---- masking ---------------------------------------------------------------------------------
+
+
+def test_secrets_never_reach_the_logs_or_the_error(tmp_path: Path) -> None:
+    command = (
+        f"echo 'token is {SECRET} and {SECRET}'; "
+        f"echo 'stderr {SECRET}' >&2; "
+        f'echo \'{{"t": "{SECRET}"}}\' > out.json; exit 4'
+    )
+    outcome = run(invocation(tmp_path, command, mask=build_masker([SECRET])))
+    assert outcome.exit_code == 4
+    assert outcome.error == "exit code 4: stderr ***"
+    out = (tmp_path / "logs" / "step.1.out").read_text()
+    err = (tmp_path / "logs" / "step.1.err").read_text()
+    assert out == "token is *** and ***\n"
+    assert err == "stderr ***\n"
+
+
+def test_masked_output_is_written_as_it_is_produced(tmp_path: Path) -> None:
+    log = tmp_path / "logs" / "step.1.out"
+    seen_while_running: list[str] = []
+
+    async def main() -> Outcome:
+        install_fast_child_watcher()
+        inv = invocation(
+            tmp_path, f"echo first {SECRET}; sleep 2; echo second", mask=build_masker([SECRET])
+        )
+        task = asyncio.create_task(ShellExecutor().run(inv, lambda pid, pgid: None))
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline and not seen_while_running:
+            await asyncio.sleep(0.05)
+            if log.exists() and log.read_text():
+                seen_while_running.append(log.read_text())
+        assert not task.done()
+        return await task
+
+    outcome = asyncio.run(main())
+    assert outcome.succeeded
+    assert seen_while_running == ["first ***\n"]
+    assert log.read_text() == "first ***\nsecond\n"
+
+
+def test_a_huge_line_without_newline_is_masked_everywhere(tmp_path: Path) -> None:
+    # 300 KB in one line, secrets at irregular places (some across any fixed-size cut).
+    script = (
+        "import sys\n"
+        f"parts = [('x' * (997 * i % 7919)) + {SECRET!r} for i in range(100)]\n"
+        "sys.stdout.write(''.join(parts)); sys.stdout.flush()\n"
+    )
+    (tmp_path / "emit.py").write_text(script)
+    outcome = run(invocation(tmp_path, f"{sys.executable} emit.py", mask=build_masker([SECRET])))
+    assert outcome.succeeded
+    text = (tmp_path / "logs" / "step.1.out").read_text()
+    assert SECRET not in text
+    assert text.count("***") == 100
+    assert len(text) == sum(997 * i % 7919 for i in range(100)) + 300
+
+
+def test_outputs_are_masked_when_masking(tmp_path: Path) -> None:
+    outcome = run(
+        invocation(tmp_path, f"""echo '{{"t": "{SECRET}"}}'""", mask=build_masker([SECRET]))
+    )
+    assert outcome.outputs == {"t": "***"}
+
+
+# ---- the child watcher ----------------------------------------------------------------------
+
+
+def test_the_watcher_works_from_loops_in_several_threads(tmp_path: Path) -> None:
+    install_fast_child_watcher()
+    install_fast_child_watcher()  # idempotent
+    results: list[bool] = []
+
+    def worker(index: int) -> None:
+        async def main() -> None:
+            for n in range(10):
+                inv = invocation(
+                    tmp_path,
+                    "/bin/true",
+                    stdout_path=tmp_path / f"t{index}.{n}.out",
+                    stderr_path=tmp_path / f"t{index}.{n}.err",
+                )
+                outcome = await ShellExecutor().run(inv, lambda pid, pgid: None)
+                results.append(outcome.succeeded)
+
+        asyncio.run(main())
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == [True] * 30
+
+
+# ---- process identity ------------------------------------------------------------------------
+
+
+def test_start_ticks_of_this_process() -> None:
+    ticks = process_start_ticks(os.getpid())
+    assert isinstance(ticks, int)
+    assert ticks > 0
+    assert is_same_process(os.getpid(), ticks)
+    assert not is_same_process(os.getpid(), ticks + 1)  # a reused pid has another start time
+
+
+def test_a_dead_pid_is_not_the_same_process() -> None:
+    child = subprocess.Popen(["sleep", "5"])
+    ticks = process_start_ticks(child.pid)
+    assert ticks is not None
+    assert is_same_process(child.pid, ticks)
+    child.kill()
+    child.wait()
+    assert process_start_ticks(child.pid) is None
+    assert not is_same_process(child.pid, ticks)
+    assert process_start_ticks(0) is None
+    assert process_start_ticks(-5) is None
+
+
+def test_a_zombie_is_not_alive(tmp_path: Path) -> None:
+    child = subprocess.Popen(["true"])
+    ticks = process_start_ticks(child.pid)
+    assert ticks is not None
+    deadline = time.monotonic() + 5
+    while not gone(child.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not is_same_process(child.pid, ticks)  # exited, not yet reaped
+    child.wait()
+
+
+def test_a_command_name_with_spaces_and_parentheses(tmp_path: Path) -> None:
+    odd = tmp_path / "a) (b c"
+    odd.symlink_to("/bin/sleep")
+    child = subprocess.Popen([str(odd), "5"])
+    try:
+        wait_until = time.monotonic() + 5
+        while ") (" not in Path(f"/proc/{child.pid}/stat").read_text():
+            assert time.monotonic() < wait_until
+            time.sleep(0.01)
+        ticks = process_start_ticks(child.pid)
+        own = process_start_ticks(os.getpid())
+        assert ticks is not None
+        assert own is not None
+        assert ticks >= own
+        assert is_same_process(child.pid, ticks)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_kill_group_escalates_to_sigkill() -> None:
+    child = subprocess.Popen(
+        ["bash", "-c", "trap '' TERM; while true; do sleep 0.1; done"], start_new_session=True
+    )
+    try:
+        time.sleep(0.2)
+        started_at = time.monotonic()
+        kill_group(child.pid, grace=0.3)
+        assert child.wait(timeout=5) == -signal.SIGKILL
+        assert 0.3 <= time.monotonic() - started_at < 3
+        assert not group_alive(child.pid)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
