@@ -53,7 +53,9 @@ class Cli:
         )
         result = Result(done.returncode, done.stdout, done.stderr)
         if check and done.returncode != 0:
-            raise AssertionError(f"agenthq {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
+            raise AssertionError(
+                f"agenthq {' '.join(args)} exited {done.returncode}:\n{done.stderr}"
+            )
         return result
 
     def spawn(self, *args: str) -> subprocess.Popen[str]:

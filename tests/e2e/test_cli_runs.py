@@ -50,7 +50,9 @@ def test_run_status_runs_logs_events(cli: Cli) -> None:
     steps = {s["id"]: s for s in status["steps"]}
     assert set(steps) == {"greet", "shard[1]", "shard[2]", "shard[3]", "flaky", "after", "always"}
     assert steps["greet"]["outputs"] == {"said": "hi"}
-    assert all({"id", "state", "attempts", "failure_class", "outputs"} <= set(s) for s in steps.values())
+    assert all(
+        {"id", "state", "attempts", "failure_class", "outputs"} <= set(s) for s in steps.values()
+    )
 
     assert cli("logs", "last", "after", check=True).out.strip() == "done hi"
     everything = cli("logs", "last", check=True).out
@@ -132,7 +134,10 @@ def test_ctrl_c_cancels_cleanly(cli: Cli) -> None:
     assert process.returncode == 130
     status = cli("status", "last", "--json", check=True).json()
     assert status["state"] == "cancelled"
-    assert {s["id"]: s["state"] for s in status["steps"]} == {"slow": "cancelled", "later": "cancelled"}
+    assert {s["id"]: s["state"] for s in status["steps"]} == {
+        "slow": "cancelled",
+        "later": "cancelled",
+    }
 
 
 def test_cancel_from_another_process(cli: Cli) -> None:

@@ -51,7 +51,12 @@ BAD_PLANS = [
         "plan.yaml:6",
     ),
     # A template that reads an undeclared param.
-    ("unknown-param", "name: p\nsteps:\n  - id: a\n    run: echo {{ params.nope }}\n", "nope", "plan.yaml:4"),
+    (
+        "unknown-param",
+        "name: p\nsteps:\n  - id: a\n    run: echo {{ params.nope }}\n",
+        "nope",
+        "plan.yaml:4",
+    ),
     # A duration nobody can read.
     (
         "duration",
@@ -69,7 +74,9 @@ BAD_PLANS = [
 ]
 
 
-@pytest.mark.parametrize(("name", "text", "fragment", "where"), BAD_PLANS, ids=[p[0] for p in BAD_PLANS])
+@pytest.mark.parametrize(
+    ("name", "text", "fragment", "where"), BAD_PLANS, ids=[p[0] for p in BAD_PLANS]
+)
 @pytest.mark.parametrize("command", ["validate", "run"])
 def test_bad_plan_is_refused_and_nothing_is_written(
     cli: Cli, command: str, name: str, text: str, fragment: str, where: str
@@ -93,7 +100,10 @@ def test_missing_file(cli: Cli) -> None:
 
 def test_bad_param(cli: Cli) -> None:
     cli.write("plan.yaml", "name: p\nparams: {repo: '.'}\nsteps:\n  - id: a\n    run: 'true'\n")
-    for args, fragment in ((["-p", "rpeo=x"], "did you mean 'repo'"), (["-p", "novalue"], "key=value")):
+    for args, fragment in (
+        (["-p", "rpeo=x"], "did you mean 'repo'"),
+        (["-p", "novalue"], "key=value"),
+    ):
         result = cli("run", "plan.yaml", *args)
         assert result.code == 2
         assert fragment in result.err
@@ -102,7 +112,12 @@ def test_bad_param(cli: Cli) -> None:
 
 
 def test_unknown_run_and_bad_options(cli: Cli) -> None:
-    for args in (["status", "nope"], ["logs", "nope"], ["resume", "nope"], ["runs", "--state", "odd"]):
+    for args in (
+        ["status", "nope"],
+        ["logs", "nope"],
+        ["resume", "nope"],
+        ["runs", "--state", "odd"],
+    ):
         result = cli(*args)
         assert result.code == 2, args
         no_traceback(result)

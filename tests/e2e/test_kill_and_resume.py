@@ -45,7 +45,9 @@ def test_sigkill_then_resume(cli: Cli, seed: int) -> None:
     after = {s["id"]: s for s in resumed.json()["steps"]}
     assert all(s["state"] == "succeeded" for s in after.values())
 
-    starts = Counter(line.split()[1] for line in (cli.project / "ledger.txt").read_text().splitlines())
+    starts = Counter(
+        line.split()[1] for line in (cli.project / "ledger.txt").read_text().splitlines()
+    )
     for step in done_before:
         assert starts[step] == 1, f"{step} had finished before the kill but ran again"
     assert set(starts) == set(after)

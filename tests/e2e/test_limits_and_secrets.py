@@ -31,7 +31,10 @@ def max_overlap(path: Path, only: set[str] | None = None) -> int:
 
 def test_max_workers_and_agent_limits(cli: Cli) -> None:
     steps = [f"  - id: w{i}\n    run: '{RECORD.format(id=f'w{i}')}'\n" for i in range(10)]
-    steps += [f"  - id: a{i}\n    agent: coder\n    run: '{RECORD.format(id=f'a{i}')}'\n" for i in range(6)]
+    steps += [
+        f"  - id: a{i}\n    agent: coder\n    run: '{RECORD.format(id=f'a{i}')}'\n"
+        for i in range(6)
+    ]
     cli.write("plan.yaml", "name: p\nconcurrency: {agents: {coder: 2}}\nsteps:\n" + "".join(steps))
     result = cli("run", "plan.yaml", "--max-workers", "3", "--quiet")
     assert result.code == 0, result.err
@@ -45,7 +48,10 @@ def test_write_sets_are_serialised(cli: Cli) -> None:
         f"  - id: d{i}\n    writes: ['docs/**']\n    run: '{RECORD.format(id=f'd{i}')}'\n"
         for i in range(4)
     ]
-    steps += [f"  - id: s{i}\n    writes: ['src/m{i}.py']\n    run: '{RECORD.format(id=f's{i}')}'\n" for i in range(4)]
+    steps += [
+        f"  - id: s{i}\n    writes: ['src/m{i}.py']\n    run: '{RECORD.format(id=f's{i}')}'\n"
+        for i in range(4)
+    ]
     cli.write("plan.yaml", "name: p\nsteps:\n" + "".join(steps))
     assert cli("run", "plan.yaml", "--max-workers", "8", "--quiet").code == 0
     times = cli.project / "times.txt"
@@ -96,14 +102,18 @@ def test_secrets_are_masked_in_logs_events_and_outputs(cli: Cli) -> None:
     events = cli("events", "last", "--json", check=True).out
     assert secret not in events
     assert "***" in events  # the failure message carried the masked stderr tail
-    store_bytes = b"".join(p.read_bytes() for p in (cli.project / ".agenthq").rglob("*") if p.is_file())
+    store_bytes = b"".join(
+        p.read_bytes() for p in (cli.project / ".agenthq").rglob("*") if p.is_file()
+    )
     assert secret.encode() not in store_bytes
     steps = {s["id"]: s for s in json.loads(done.stdout)["steps"]}
     assert steps["leak"]["outputs"]["t"] == {"t": "***"}
 
 
 def test_missing_secret_is_an_input_error(cli: Cli) -> None:
-    cli.write("plan.yaml", "name: p\nsecrets: [NOT_SET_ANYWHERE_X]\nsteps:\n  - id: a\n    run: 'true'\n")
+    cli.write(
+        "plan.yaml", "name: p\nsecrets: [NOT_SET_ANYWHERE_X]\nsteps:\n  - id: a\n    run: 'true'\n"
+    )
     result = cli("run", "plan.yaml")
     assert result.code == 2
     assert "NOT_SET_ANYWHERE_X" in result.err
@@ -131,7 +141,10 @@ def test_timeout_kills_the_whole_tree(cli: Cli) -> None:
     step = result.json()["steps"][0]
     assert step["failure_class"] == "timeout"
     child = int((cli.project / "child.pid").read_text())
-    assert not Path(f"/proc/{child}").exists() or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+    assert (
+        not Path(f"/proc/{child}").exists()
+        or "Z" in Path(f"/proc/{child}/stat").read_text().split()[2]
+    )
 
 
 def test_agenthq_settings_do_not_leak_into_steps(cli: Cli) -> None:
@@ -168,7 +181,11 @@ def test_many_processes_share_one_store(cli: Cli) -> None:
     )
     readers = [
         subprocess.Popen(
-            [sys.executable, "-c", reader], cwd=cli.project, env=cli.env, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", reader],
+            cwd=cli.project,
+            env=cli.env,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for _ in range(2)
     ]

@@ -76,7 +76,9 @@ def test_trigger_rules_and_when(engine: tuple[Store, Runner]) -> None:
         .step("blocked", needs=["bad", "good"], uses=RECORD)
         .step("done", needs=["bad"], trigger="all_done", uses=RECORD)
         .step("nofail", needs=["good"], trigger="none_failed", uses=RECORD)
-        .step("skipme", needs=["good"], when="{{ steps.good.outputs.step == 'other' }}", uses=RECORD)
+        .step(
+            "skipme", needs=["good"], when="{{ steps.good.outputs.step == 'other' }}", uses=RECORD
+        )
         .step("after_skip", needs=["skipme"], uses=RECORD)
         .step("after_skip_done", needs=["skipme"], trigger="none_failed", uses=RECORD)
         .step("no_fail_rule", needs=["bad"], trigger="none_failed", uses=RECORD)
@@ -102,7 +104,7 @@ def test_fan_out_fan_in_reads_every_instance(engine: tuple[Store, Runner]) -> No
     plan = (
         agenthq.Plan("fan")
         .param("regions", default=["eu", "us", "ap"])
-        .step("region", foreach="{{ params.regions }}", run="echo '{\"r\": \"{{ item }}\"}'")
+        .step("region", foreach="{{ params.regions }}", run='echo \'{"r": "{{ item }}"}\'')
         .step(
             "report",
             needs=["region"],
@@ -136,9 +138,14 @@ def dags(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(steps=dags(), workers=st.integers(min_value=1, max_value=6))
-def test_random_dags_run_each_step_once_after_its_needs(steps: list[dict[str, Any]], workers: int) -> None:
+def test_random_dags_run_each_step_once_after_its_needs(
+    steps: list[dict[str, Any]], workers: int
+) -> None:
     recorder.ORDER.clear()
-    with tempfile.TemporaryDirectory() as home, agenthq.open_store(f"sqlite:///{home}/a.db") as store:
+    with (
+        tempfile.TemporaryDirectory() as home,
+        agenthq.open_store(f"sqlite:///{home}/a.db") as store,
+    ):
         spec = agenthq.Plan("random")
         for step in steps:
             spec.step(step["id"], needs=step["needs"], uses=step["uses"])

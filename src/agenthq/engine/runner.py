@@ -67,7 +67,8 @@ class Runner:
         self.environ = dict(os.environ if environ is None else environ)
         self.clock = clock
         self.scheduler_options = scheduler_options or SchedulerOptions()
-        self.executors = dict(executors or {"shell": ShellExecutor(), "python": PythonExecutor()})
+        default: dict[str, Executor] = {"shell": ShellExecutor(), "python": PythonExecutor()}
+        self.executors: dict[str, Executor] = dict(executors or default)
         self.owner = current_owner()
 
     # ---- starting -------------------------------------------------------------------------
@@ -314,7 +315,7 @@ class Runner:
             step = steps[step_id]
             if step.state is S.PENDING:
                 continue
-            fields = {
+            fields: dict[str, Any] = {
                 "failure_class": None,
                 "retries_used": {},
                 "next_at": None,

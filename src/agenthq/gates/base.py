@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 
 class Outcome(StrEnum):
-    PASS = "pass"  # nothing to object to
+    PASS = "pass"  # noqa: S105 - a verdict, not a password
     ASK = "ask"  # a person must decide
     REFUSE = "refuse"  # the step fails with failure class `gate`
     RETRY = "retry"  # not now; try again later (a breaker open, a budget refilling)

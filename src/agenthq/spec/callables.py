@@ -56,5 +56,6 @@ def resolve_callable(target: str, search_dir: str | Path | None = None) -> Calla
         raise CallableError(f"module {module_name!r} has no attribute {attr!r} (`uses: {target}`)")
     if not callable(function):
         raise CallableError(f"`uses: {target}` is a {type(function).__name__}, not a function")
-    _cache[key] = function
-    return function
+    resolved: Callable[..., Any] = function
+    _cache[key] = resolved
+    return resolved

@@ -14,7 +14,8 @@ from functools import lru_cache
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, UndefinedError, nodes
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 from agenthq.errors import InputError
 
@@ -127,6 +128,8 @@ def references(text: str) -> References:
     steps: set[str] = set()
     dynamic = False
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+        if not isinstance(node, nodes.Getattr | nodes.Getitem):
+            continue
         base = node.node
         if not isinstance(base, nodes.Name) or base.name not in ("params", "steps"):
             continue
