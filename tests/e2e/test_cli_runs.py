@@ -14,7 +14,8 @@ name: demo
 params: {word: {default: hello}}
 steps:
   - id: greet
-    run: echo '{"said": "{{ params.word }}"}'
+    run: |
+      echo '{"said": "{{ params.word }}"}'
   - id: shard
     foreach: [1, 2, 3]
     run: echo shard {{ item }}

@@ -30,7 +30,7 @@ def layered_plan(layers: int = 6, width: int = 6) -> str:
 def test_sigkill_then_resume(cli: Cli, seed: int) -> None:
     cli.write("plan.yaml", layered_plan())
     process = cli.spawn("run", "plan.yaml", "--max-workers", "4", "--quiet")
-    time.sleep(random.Random(seed).uniform(0.6, 1.4))
+    time.sleep(random.Random(seed).uniform(1.5, 2.2))
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=10)
 

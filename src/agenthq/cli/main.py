@@ -73,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
         if isinstance(error, click.exceptions.Exit):
             return error.exit_code
-        if isinstance(error, click.ClickException):
+        if isinstance(error, click.ClickException) or (
+            hasattr(error, "show") and hasattr(error, "exit_code")  # typer's vendored click
+        ):
             error.show()
             return EXIT_INPUT
         if isinstance(error, click.exceptions.Abort):
