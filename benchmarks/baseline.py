@@ -52,13 +52,7 @@ async def dag(plan: dict) -> None:  # type: ignore[type-arg]
 
 
 async def spawn(count: int = 300, parallel: int = 8) -> None:
-    """Spawn `count` /bin/true processes, `parallel` at a time."""
-    if sys.version_info < (3, 12):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            asyncio.set_child_watcher(asyncio.PidfdChildWatcher())  # type: ignore[attr-defined]
+    """Spawn `count` /bin/true processes, `parallel` at a time, with asyncio's default child watcher."""
     gate = asyncio.Semaphore(parallel)
 
     async def one() -> None:

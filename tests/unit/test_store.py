@@ -535,20 +535,52 @@ def test_the_hashed_text_is_canonical_json(
 # ---- opening and migrating ---------------------------------------------------------------------
 
 
-def test_the_schema_of_the_migrations_is_tables_py(store: SqlStore) -> None:
+def _schema_differences(url: str) -> list[object]:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
     from sqlalchemy import create_engine
 
     from agenthq.store.tables import metadata
 
-    engine = create_engine(store.url)
+    engine = create_engine(url)
     try:
         with engine.connect() as conn:
-            differences = compare_metadata(MigrationContext.configure(conn), metadata)
+            return list(compare_metadata(MigrationContext.configure(conn), metadata))
     finally:
         engine.dispose()
-    assert differences == []
+
+
+def test_a_new_database_built_from_tables_py_matches_tables_py(store: SqlStore) -> None:
+    assert _schema_differences(store.url) == []
+
+
+def test_running_every_alembic_migration_builds_the_same_schema_as_a_new_database(
+    tmp_path: Path,
+) -> None:
+    """New databases skip Alembic (create_all + stamp); this keeps the two paths identical."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from agenthq.store import migrations
+
+    url = f"sqlite:///{tmp_path / 'migrated.db'}"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            settings = migrations.config()
+            settings.attributes["connection"] = conn
+            command.upgrade(settings, "head")
+    finally:
+        engine.dispose()
+    assert _schema_differences(url) == []
+    with sqlite3.connect(tmp_path / "migrated.db") as db:
+        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (HEAD_REVISION,)
+        ]
+        assert db.execute("SELECT id, seq, hash FROM chain_head").fetchall() == [(1, 0, GENESIS)]
+    db.close()
+    with open_store(url) as reopened:
+        assert reopened.list_runs() == []
 
 
 def test_head_revision_constant_matches_the_migrations() -> None:

@@ -11,9 +11,10 @@ with executemany grouped by the set of columns they change.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
@@ -35,6 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.sql.dml import UpdateBase
 
 from agenthq.errors import NotFoundError, RunBusyError, StaleWriteError, StoreError
 from agenthq.states import (
@@ -186,7 +188,7 @@ class SqlStore:
             except IntegrityError:
                 raise StoreError(f"a run with id {run.id!r} already exists") from None
             if step_rows:
-                _executemany(conn, insert(steps), step_rows)
+                _executemany(conn, ("insert", "steps"), lambda: insert(steps), step_rows)
             self._append_events(conn, [created], at)
         counts = {StepState.PENDING.value: len(step_rows)} if step_rows else {}
         return RunRecord(
@@ -323,7 +325,7 @@ class SqlStore:
                     self._update_run(conn, change)
                 if batch.attempt_starts:
                     rows = [_attempt_row(a) for a in batch.attempt_starts]
-                    _executemany(conn, insert(attempts), rows)
+                    _executemany(conn, ("insert", "attempts"), lambda: insert(attempts), rows)
                 self._update_attempts(conn, batch.attempt_updates)
                 self._append_events(conn, drafts, batch.at)
         except _StaleStepsError as stale:
@@ -346,16 +348,8 @@ class SqlStore:
                 params["v_" + name] = _column_value(name, write.fields[name])
             groups.setdefault(names, []).append(params)
         for names, rows in groups.items():
-            statement = (
-                update(steps)
-                .where(
-                    steps.c.run_id == bindparam("k_run_id"),
-                    steps.c.step_id == bindparam("k_step_id"),
-                    steps.c.state == bindparam("k_from"),
-                )
-                .values({name: bindparam("v_" + name) for name in (*names, "state", "updated_at")})
-            )
-            if self._execute_counted(conn, statement, rows) != len(rows):
+            build = functools.partial(_step_update, names)
+            if self._execute_counted(conn, ("update", "steps", names), build, rows) != len(rows):
                 raise _StaleStepsError(rows)
 
     def _update_run(self, conn: Connection, change: RunChange) -> None:
@@ -391,16 +385,8 @@ class SqlStore:
         for names, rows in groups.items():
             if not names:
                 continue
-            statement = (
-                update(attempts)
-                .where(
-                    attempts.c.run_id == bindparam("k_run_id"),
-                    attempts.c.step_id == bindparam("k_step_id"),
-                    attempts.c.number == bindparam("k_number"),
-                )
-                .values({name: bindparam("v_" + name) for name in names})
-            )
-            if self._execute_counted(conn, statement, rows) != len(rows):
+            build = functools.partial(_attempt_update, names)
+            if self._execute_counted(conn, ("update", "attempts", names), build, rows) != len(rows):
                 missing = [
                     f"{row['k_step_id']}#{row['k_number']} of run {row['k_run_id']}"
                     for row in rows
@@ -408,11 +394,18 @@ class SqlStore:
                 ]
                 raise NotFoundError(f"no such attempt: {', '.join(missing)}")
 
-    def _execute_counted(self, conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
+    def _execute_counted(
+        self,
+        conn: Connection,
+        key: Hashable,
+        build: Callable[[], UpdateBase],
+        rows: list[dict[str, Any]],
+    ) -> int:
         """Rows matched by an executemany; one statement per row where the driver cannot
         count an executemany."""
         if self._sane_multi_rowcount or len(rows) == 1:
-            return _executemany(conn, statement, rows)
+            return _executemany(conn, key, build, rows)
+        statement = build()
         return sum(int(conn.execute(statement, row).rowcount) for row in rows)
 
     def _append_events(self, conn: Connection, drafts: Sequence[_Draft], at: float) -> None:
@@ -463,7 +456,7 @@ class SqlStore:
                 }
             )
             previous = digest
-        _executemany(conn, insert(events), rows)
+        _executemany(conn, ("insert", "events"), lambda: insert(events), rows)
         conn.execute(
             update(chain_head)
             .where(chain_head.c.id == CHAIN_HEAD_ID)
@@ -538,20 +531,60 @@ class SqlStore:
         return [_event_record(row) for row in rows]
 
 
-def _executemany(conn: Connection, statement: Any, rows: list[dict[str, Any]]) -> int:
-    """Run `statement` once per row, handing the rows straight to the driver's executemany.
+def _executemany(
+    conn: Connection, key: Hashable, build: Callable[[], UpdateBase], rows: list[dict[str, Any]]
+) -> int:
+    """Run the statement `build` makes once per row, handing the rows straight to the
+    driver's executemany.
 
     SQLAlchemy's own executemany spends as long preparing parameters as SQLite spends
     executing them; the hot-path columns are strings and numbers, which need no type
     processing, so the compiled SQL and plain parameters are passed to the driver instead.
+    The SQL is compiled once per (dialect, statement key, columns) for the process: compiling
+    cost more than executing on every scheduler commit.
     """
-    compiled = statement.compile(dialect=conn.dialect, column_keys=list(rows[0]))
+    columns = tuple(rows[0])
+    dialect = conn.dialect
+    cache_key = (dialect.name, dialect.driver, dialect.paramstyle, key, columns)
+    entry = _COMPILED_SQL.get(cache_key)
+    if entry is None:
+        compiled = build().compile(dialect=dialect, column_keys=list(columns))
+        order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        entry = _COMPILED_SQL[cache_key] = (compiled.string, order)
+    sql, order = entry
     params: list[Any] = rows
-    if compiled.positional:
-        order = compiled.positiontup or []
+    if order is not None:
         pick = itemgetter(*order)
         params = [pick(row) for row in rows] if len(order) > 1 else [(pick(r),) for r in rows]
-    return int(conn.exec_driver_sql(compiled.string, params).rowcount)
+    return int(conn.exec_driver_sql(sql, params).rowcount)
+
+
+_COMPILED_SQL: dict[tuple[Hashable, ...], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _step_update(names: tuple[str, ...]) -> UpdateBase:
+    """Compare-and-set of one step: only from the state the scheduler last saw."""
+    return (
+        update(steps)
+        .where(
+            steps.c.run_id == bindparam("k_run_id"),
+            steps.c.step_id == bindparam("k_step_id"),
+            steps.c.state == bindparam("k_from"),
+        )
+        .values({name: bindparam("v_" + name) for name in (*names, "state", "updated_at")})
+    )
+
+
+def _attempt_update(names: tuple[str, ...]) -> UpdateBase:
+    return (
+        update(attempts)
+        .where(
+            attempts.c.run_id == bindparam("k_run_id"),
+            attempts.c.step_id == bindparam("k_step_id"),
+            attempts.c.number == bindparam("k_number"),
+        )
+        .values({name: bindparam("v_" + name) for name in names})
+    )
 
 
 # ---- building a batch's writes (pure) ------------------------------------------------------
