@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,8 @@ from agenthq.errors import ConfigError
 
 CONFIG_FILE = "agenthq.toml"
 _KNOWN = {"home", "db_url", "max_workers"}
+# Tables read by other layers (the gates, the agents); config only checks they are tables.
+_TABLES = ("agenthq", "policy", "gates", "approvals", "budgets", "breaker", "agents")
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,11 @@ class Settings:
     home: Path  # .agenthq/ by default: the database, logs and the server token live here
     db_url: str
     max_workers: int | None
+    tables: Mapping[str, Any] = field(default_factory=dict)  # the other tables of agenthq.toml
+
+    @property
+    def config_file(self) -> Path:
+        return self.project_dir / CONFIG_FILE
 
     @property
     def log_dir(self) -> Path:
@@ -37,7 +44,8 @@ def load_settings(
 ) -> Settings:
     env = os.environ if environ is None else environ
     project = (project_dir or Path.cwd()).resolve()
-    file_values = _read_toml(project / CONFIG_FILE)
+    tables = _read_toml(project / CONFIG_FILE)
+    file_values = tables.get("agenthq", {})
     home_text = env.get("AGENTHQ_HOME") or file_values.get("home") or ".agenthq"
     home = (project / str(home_text)).resolve()
     db_url = (
@@ -52,20 +60,36 @@ def load_settings(
             raise ConfigError(f"max_workers must be a whole number, got {workers_raw!r}") from None
         if max_workers < 1:
             raise ConfigError(f"max_workers must be at least 1, got {max_workers}")
-    return Settings(project_dir=project, home=home, db_url=str(db_url), max_workers=max_workers)
+    return Settings(
+        project_dir=project,
+        home=home,
+        db_url=str(db_url),
+        max_workers=max_workers,
+        tables={k: v for k, v in tables.items() if k != "agenthq"},
+    )
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
+    """The file's tables, each checked to be a table; unknown tables are errors (a typo in
+    `[polcy]` must not silently drop the project's rules)."""
     if not path.is_file():
         return {}
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    section = data.get("agenthq", {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: [agenthq] must be a table")
-    unknown = set(section) - _KNOWN
+    for name, value in data.items():
+        if name not in _TABLES:
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, _TABLES, n=1)
+            hint = f" (did you mean [{close[0]}]?)" if close else ""
+            raise ConfigError(
+                f"{path}: unknown table [{name}]{hint}; known tables: {', '.join(_TABLES)}"
+            )
+        if not isinstance(value, dict):
+            raise ConfigError(f"{path}: [{name}] must be a table")
+    unknown = set(data.get("agenthq", {})) - _KNOWN
     if unknown:
         raise ConfigError(f"{path}: unknown setting(s) in [agenthq]: {', '.join(sorted(unknown))}")
-    return section
+    return data

@@ -3,6 +3,8 @@ written."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.e2e.conftest import Cli, no_traceback
@@ -136,3 +138,14 @@ def test_valid_plan(cli: Cli) -> None:
     assert result.code == 0
     assert "valid" in result.out
     assert "3 to run" in result.out
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_every_example_plan_is_valid(cli: Cli, example: Path) -> None:
+    """The plans a new user runs first must never rot (ship-it.yaml once did)."""
+    result = cli("validate", str(example), "-p", "python=python3")
+    assert result.code == 0, result.err
+    assert "is valid" in result.out

@@ -14,7 +14,8 @@ from tests.e2e.conftest import Cli
 
 
 def layered_plan(layers: int = 6, width: int = 6) -> str:
-    lines = ["name: crashy", "steps:"]
+    # The ledger append would be asked about (a write); the plan's own policy allows it.
+    lines = ["name: crashy", "policy: {allow: ['echo start *', 'sleep *']}", "steps:"]
     for layer in range(layers):
         for k in range(width):
             step = f"s{layer}_{k}"

@@ -13,6 +13,8 @@ from pathlib import Path
 from tests.e2e.conftest import Cli, no_traceback
 
 RECORD = 'echo "$(date +%s%N) start {id}" >> times.txt; sleep 0.15; echo "$(date +%s%N) end {id}" >> times.txt'
+# These plans test limits, not gates: the recording commands would (rightly) be asked about.
+NO_GATES = "defaults: {gates: []}\n"
 
 
 def max_overlap(path: Path, only: set[str] | None = None) -> int:
@@ -35,7 +37,10 @@ def test_max_workers_and_agent_limits(cli: Cli) -> None:
         f"  - id: a{i}\n    agent: coder\n    run: '{RECORD.format(id=f'a{i}')}'\n"
         for i in range(6)
     ]
-    cli.write("plan.yaml", "name: p\nconcurrency: {agents: {coder: 2}}\nsteps:\n" + "".join(steps))
+    cli.write(
+        "plan.yaml",
+        "name: p\n" + NO_GATES + "concurrency: {agents: {coder: 2}}\nsteps:\n" + "".join(steps),
+    )
     result = cli("run", "plan.yaml", "--max-workers", "3", "--quiet")
     assert result.code == 0, result.err
     times = cli.project / "times.txt"
@@ -52,7 +57,7 @@ def test_write_sets_are_serialised(cli: Cli) -> None:
         f"  - id: s{i}\n    writes: ['src/m{i}.py']\n    run: '{RECORD.format(id=f's{i}')}'\n"
         for i in range(4)
     ]
-    cli.write("plan.yaml", "name: p\nsteps:\n" + "".join(steps))
+    cli.write("plan.yaml", "name: p\n" + NO_GATES + "steps:\n" + "".join(steps))
     assert cli("run", "plan.yaml", "--max-workers", "8", "--quiet").code == 0
     times = cli.project / "times.txt"
     assert max_overlap(times, {f"d{i}" for i in range(4)}) == 1  # all write docs/**
@@ -66,6 +71,7 @@ def test_secrets_are_masked_in_logs_events_and_outputs(cli: Cli) -> None:
         """
         name: p
         secrets: [DEPLOY_TOKEN]
+        defaults: {gates: []}  # echoing a secret would (rightly) ask a person; masking is the subject
         steps:
           - id: leak
             env: {API_PASSWORD: "hunter2-hunter2"}
@@ -125,7 +131,7 @@ def test_timeout_kills_the_whole_tree(cli: Cli) -> None:
         "plan.yaml",
         """
         name: p
-        defaults: {kill_grace: 1s}
+        defaults: {kill_grace: 1s, gates: []}  # the trap would be asked about; timeouts are the subject
         steps:
           - id: stubborn
             timeout: 1s
@@ -148,7 +154,7 @@ def test_timeout_kills_the_whole_tree(cli: Cli) -> None:
 
 
 def test_agenthq_settings_do_not_leak_into_steps(cli: Cli) -> None:
-    cli.write("plan.yaml", "name: p\nsteps:\n  - id: env\n    run: env > env.txt\n")
+    cli.write("plan.yaml", "name: p\n" + NO_GATES + "steps:\n  - id: env\n    run: env > env.txt\n")
     cli("run", "plan.yaml", check=True)
     seen = (cli.project / "env.txt").read_text()
     assert "AGENTHQ_HOME" not in seen

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agenthq.config import Settings, load_settings
 from agenthq.states import RunState
 from agenthq.store.api import RunRecord, StepRecord, Store
+
+if TYPE_CHECKING:
+    from agenthq.engine.gating import GateConfig
 
 RUN_EXIT_CODES = {
     RunState.SUCCEEDED: 0,
@@ -21,6 +24,13 @@ RUN_EXIT_CODES = {
 
 def settings() -> Settings:
     return load_settings()
+
+
+def gate_config(config: Settings) -> GateConfig:
+    """The gates' settings from agenthq.toml (ConfigError, exit 2, on a bad table)."""
+    from agenthq.engine.gating import gate_config_from_tables
+
+    return gate_config_from_tables(config.tables, str(config.config_file))
 
 
 def store(config: Settings | None = None) -> Store:

@@ -60,11 +60,13 @@ class PlainView:
 
     def on_progress(self, progress: Progress) -> None:
         for step_id, state, reason in progress.changes:
-            if state in (StepState.PENDING, StepState.READY):
+            if state in (StepState.PENDING, StepState.READY, StepState.GATING):
                 continue
             elapsed = format_duration(time.monotonic() - self.started)
             mark = STATE_MARK.get(state.value, "·")
             tail = f"  ({reason})" if reason and state is not StepState.SUCCEEDED else ""
+            if state is StepState.AWAITING_APPROVAL:
+                tail += f"\n         decide: agenthq approve|reject {progress.run_id} {step_id}"
             print(
                 f"[{elapsed:>6}] {mark} {step_id} {state.value}{tail}", file=self.stream, flush=True
             )

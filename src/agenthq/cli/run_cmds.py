@@ -33,6 +33,13 @@ WorkersOpt = Annotated[
     typer.Option("--max-workers", min=1, help="Steps running at once (default: CPU count)."),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the final summary.")]
+NoWaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-wait",
+        help="Exit with code 3 instead of waiting when only approvals remain; resume later.",
+    ),
+]
 
 
 def validate(plan: PlanArg, param: ParamOpt = None) -> None:
@@ -60,6 +67,7 @@ def run(
     ] = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Run a plan to its end, showing progress. Ctrl-C cancels cleanly."""
     from agenthq.spec.load import load_plan
@@ -68,14 +76,21 @@ def run(
     config = common.settings()
     loaded = load_plan(plan)
     values = parse_param_args(param or [])
-    runner = _runner(config)
+    runner = runner_for(config)
     record = runner.start(
         loaded, params=values, workspace=workspace, max_workers=max_workers or config.max_workers
     )
     if not json_output and not quiet:
         total = sum(record.step_counts.values())
         print(f"run {record.id} started: {total} steps", file=sys.stderr)
-    _execute(runner, record.id, title=loaded.spec.name, json_output=json_output, quiet=quiet)
+    _execute(
+        runner,
+        record.id,
+        title=loaded.spec.name,
+        json_output=json_output,
+        quiet=quiet,
+        no_wait=no_wait,
+    )
 
 
 def resume(
@@ -83,10 +98,11 @@ def resume(
     max_workers: WorkersOpt = None,
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
+    no_wait: NoWaitOpt = False,
 ) -> None:
     """Continue a run that stopped (crash, kill, reboot): finished steps are kept."""
     config = common.settings()
-    runner = _runner(config)
+    runner = runner_for(config)
     run_id = runner.store.resolve_run_id(run_id)
     run_record = runner.store.get_run(run_id)
     _execute(
@@ -96,6 +112,7 @@ def resume(
         json_output=json_output,
         quiet=quiet,
         max_workers=max_workers,
+        no_wait=no_wait,
     )
 
 
@@ -104,7 +121,7 @@ def cancel(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
     import time
 
     config = common.settings()
-    runner = _runner(config)
+    runner = runner_for(config)
     run_id = runner.store.resolve_run_id(run_id)
     record = runner.cancel(run_id)
     if not record.state.finished:
@@ -129,16 +146,17 @@ def retry(
 ) -> None:
     """New attempts for failed/cancelled steps and what depends on them; succeeded steps are kept."""
     config = common.settings()
-    runner = _runner(config)
+    runner = runner_for(config)
     run_id = runner.store.resolve_run_id(run_id)
     record = runner.retry(run_id, from_step)
     _execute(runner, run_id, title=record.plan, json_output=json_output, quiet=quiet)
 
 
-def _runner(config: Settings) -> Runner:
+def runner_for(config: Settings) -> Runner:
     from agenthq.engine.runner import Runner
 
-    return Runner(common.store(config), home=config.home)
+    gates = common.gate_config(config)
+    return Runner(common.store(config), home=config.home, gates=gates)
 
 
 def _execute(
@@ -149,11 +167,12 @@ def _execute(
     json_output: bool,
     quiet: bool,
     max_workers: int | None = None,
+    no_wait: bool = False,
 ) -> None:
     from agenthq.cli import render
     from agenthq.engine.runner import RunOptions
 
-    options = RunOptions(max_workers=max_workers)
+    options = RunOptions(max_workers=max_workers, no_wait=no_wait)
     if json_output or quiet:
         final = runner.execute(run_id, options=options)
     elif sys.stdout.isatty():

@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from agenthq.engine.context import StepResults, needs_rendering, template_context
+from agenthq.engine.gating import GatePipeline
 from agenthq.engine.outputs import OutputCaptureError, capture_outputs
 from agenthq.executors.base import Executor, Invocation, Masker, Outcome
 from agenthq.executors.masking import mask_structure
+from agenthq.gates.base import GateResult, StepFacts
+from agenthq.gates.base import Outcome as GateOutcome
 from agenthq.graph import PlanGraph, StepNode
 from agenthq.spec import templating
 from agenthq.spec.callables import CallableError, resolve_callable
@@ -38,33 +41,44 @@ class Finished:
     outcome: Outcome
     outputs: Mapping[str, Any] = field(default_factory=dict)
     cancelled: bool = False
+    gates: tuple[GateResult, ...] = ()  # the after-gates' answers
 
     def attempt_update(self, now: float) -> AttemptUpdate:
         if self.cancelled:
             state = "cancelled"
         else:
             state = "succeeded" if self.outcome.succeeded else "failed"
+        fields: dict[str, Any] = {
+            "state": state,
+            "finished_at": now,
+            "exit_code": self.outcome.exit_code,
+            "failure_class": self.outcome.failure_class,
+            "error": self.outcome.error,
+        }
+        if self.outcome.usage:
+            fields["usage"] = dict(self.outcome.usage)
+            fields["cost_usd"] = self.outcome.usage.get("cost_usd")
         return AttemptUpdate(
             "",  # filled by the dispatcher's run id below
             self.step_id,
             self.attempt,
-            {
-                "state": state,
-                "finished_at": now,
-                "exit_code": self.outcome.exit_code,
-                "failure_class": self.outcome.failure_class,
-                "error": self.outcome.error,
-            },
+            fields,
         )
 
 
 @dataclass
-class _Prepared:
+class Prepared:
+    """A rendered attempt that has not started: what the before-gates judge."""
+
     node: StepNode
     attempt: int
     invocation: Invocation | None
     executor: Executor | None
-    failure: Outcome | None = None
+    failure: Outcome | None = None  # rendering failed: the attempt starts and fails at once
+
+    @property
+    def command(self) -> str | None:
+        return self.invocation.command if self.invocation is not None else None
 
 
 class Dispatcher:
@@ -80,6 +94,7 @@ class Dispatcher:
         executors: Mapping[str, Executor],
         kill_grace: float,
         owner: str,
+        gating: GatePipeline | None = None,
     ) -> None:
         self.run_id = run_id
         self.graph = graph
@@ -90,7 +105,8 @@ class Dispatcher:
         self.executors = executors
         self.kill_grace = kill_grace
         self.owner = owner
-        self.pending: list[_Prepared] = []
+        self.gating = gating
+        self.pending: list[Prepared] = []
         self.updates: list[AttemptUpdate] = []  # pids of started processes, for the next batch
         self._templated = {n.id: needs_rendering(n) for n in graph.nodes.values()}
         self._log_dir_made = False
@@ -103,19 +119,12 @@ class Dispatcher:
         return template_context(self.graph, node, StepResults(self.graph, lookup))
 
     def prepare(self, node: StepNode, attempt: int, batch: Batch, lookup: Lookup) -> None:
-        """Record the attempt as started in `batch`; the process starts after the commit."""
+        """Render and enqueue in one go (a step without before-gates)."""
+        self.enqueue(self.render(node, attempt, lookup), batch)
+
+    def render(self, node: StepNode, attempt: int, lookup: Lookup) -> Prepared:
+        """Everything the attempt will run, rendered; nothing recorded yet."""
         stdout_path, stderr_path = self._log_paths(node.id, attempt)
-        batch.attempt_starts.append(
-            AttemptStart(
-                self.run_id,
-                node.id,
-                attempt,
-                batch.at,
-                str(stdout_path),
-                str(stderr_path),
-                self.owner,
-            )
-        )
         try:
             invocation, executor = self._invocation(node, attempt, stdout_path, stderr_path, lookup)
         except (templating.TemplateError, CallableError, _CwdError) as exc:
@@ -125,9 +134,24 @@ class Dispatcher:
                 else FailureClass.EXECUTION,
                 error=self.masker(str(exc)),
             )
-            self.pending.append(_Prepared(node, attempt, None, None, failure))
-            return
-        self.pending.append(_Prepared(node, attempt, invocation, executor))
+            return Prepared(node, attempt, None, None, failure)
+        return Prepared(node, attempt, invocation, executor)
+
+    def enqueue(self, prepared: Prepared, batch: Batch) -> None:
+        """Record the attempt as started in `batch`; the process starts after the commit."""
+        stdout_path, stderr_path = self._log_paths(prepared.node.id, prepared.attempt)
+        batch.attempt_starts.append(
+            AttemptStart(
+                self.run_id,
+                prepared.node.id,
+                prepared.attempt,
+                batch.at,
+                str(stdout_path),
+                str(stderr_path),
+                self.owner,
+            )
+        )
+        self.pending.append(prepared)
 
     def start_pending(
         self, tasks: dict[str, asyncio.Task[None]], on_finished: Callable[[Finished], None]
@@ -197,7 +221,39 @@ class Dispatcher:
                 outcome = Outcome(
                     FailureClass.EXECUTION, exit_code=outcome.exit_code, error=str(exc)
                 )
-        on_finished(Finished(node.id, attempt, outcome, mask_structure(outputs, self.masker)))
+        gates: tuple[GateResult, ...] = ()
+        if self.gating is not None:
+            facts = StepFacts(
+                run_id=self.run_id,
+                step_id=node.id,
+                attempt=attempt,
+                workspace=invocation.cwd,
+                command=invocation.command,
+                agent=node.agent,
+                writes=node.writes,
+                stdout_path=invocation.stdout_path,
+                stderr_path=invocation.stderr_path,
+                usage=outcome.usage,
+            )
+            if self.gating.after_applies(node, facts):
+                try:
+                    gates = tuple(await asyncio.to_thread(self.gating.after, node, facts))
+                except asyncio.CancelledError:
+                    on_finished(
+                        Finished(node.id, attempt, Outcome(None, error="cancelled"), cancelled=True)
+                    )
+                    return
+            stopping = [g for g in gates if g.outcome in (GateOutcome.REFUSE, GateOutcome.ASK)]
+            if stopping and outcome.failure_class is None:
+                outcome = Outcome(
+                    FailureClass.GATE,
+                    exit_code=outcome.exit_code,
+                    error=self.masker("; ".join(f"{g.gate}: {g.reason}" for g in stopping)),
+                    usage=outcome.usage,
+                )
+        on_finished(
+            Finished(node.id, attempt, outcome, mask_structure(outputs, self.masker), gates=gates)
+        )
 
     def _invocation(
         self, node: StepNode, attempt: int, stdout_path: Path, stderr_path: Path, lookup: Lookup

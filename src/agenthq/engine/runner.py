@@ -13,28 +13,44 @@ import secrets as token_source
 import signal
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agenthq.engine import recovery
 from agenthq.engine.dispatch import Dispatcher
+from agenthq.engine.gating import GateConfig, GatePipeline
 from agenthq.engine.limits import Limits
 from agenthq.engine.ownership import current_owner, owner_alive
-from agenthq.engine.scheduler import Observer, Scheduler, SchedulerOptions
+from agenthq.engine.scheduler import Governance, Observer, Scheduler, SchedulerOptions
 from agenthq.errors import ConfigError, NotFoundError, RunBusyError, StateError
 from agenthq.executors.base import Executor
 from agenthq.executors.environment import step_environment
 from agenthq.executors.masking import build_masker, looks_secret
 from agenthq.executors.python import PythonExecutor
 from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
+from agenthq.gates.breaker import Breaker, BreakerPhase
 from agenthq.graph import PlanGraph, compile_plan
 from agenthq.spec.builder import Plan
 from agenthq.spec.load import LoadedPlan
-from agenthq.spec.models import PlanSpec
+from agenthq.spec.models import OnTimeout, PlanSpec
 from agenthq.spec.params import resolve_params
 from agenthq.states import RunState, StepState
-from agenthq.store.api import AttemptUpdate, Batch, NewRun, RunChange, RunRecord, StepChange, Store
+from agenthq.store.api import (
+    AgentState,
+    ApprovalDecision,
+    ApprovalKind,
+    ApprovalRecord,
+    ApprovalState,
+    AttemptUpdate,
+    Batch,
+    BreakerRecord,
+    NewRun,
+    RunChange,
+    RunRecord,
+    StepChange,
+    Store,
+)
 
 S = StepState
 _RESETTABLE = frozenset({S.FAILED, S.CANCELLED, S.BLOCKED, S.SKIPPED})
@@ -44,6 +60,7 @@ _RESETTABLE = frozenset({S.FAILED, S.CANCELLED, S.BLOCKED, S.SKIPPED})
 class RunOptions:
     max_workers: int | None = None
     agent_limits: Mapping[str, int] = field(default_factory=dict)
+    no_wait: bool = False  # return `awaiting_approval` instead of waiting for a person
 
 
 def new_run_id(now: float) -> str:
@@ -61,8 +78,10 @@ class Runner:
         clock: Callable[[], float] = time.time,
         scheduler_options: SchedulerOptions | None = None,
         executors: Mapping[str, Executor] | None = None,
+        gates: GateConfig | None = None,
     ) -> None:
         self.store = store
+        self.gate_config = gates if gates is not None else GateConfig()
         self.home = Path(home)
         self.environ = dict(os.environ if environ is None else environ)
         self.clock = clock
@@ -91,6 +110,7 @@ class Runner:
         plan_dir = loaded.path.parent.resolve() if loaded.path is not None else None
         graph = compile_plan(spec, params=values, source=loaded.source, plan_dir=plan_dir)
         self._secret_values(spec)  # refuse now, not mid-run, when a declared secret is missing
+        self._check_approval_timeouts(spec)
         now = self.clock()
         workers = max_workers or spec.concurrency.max_workers or os.cpu_count() or 2
         return self.store.create_run(
@@ -201,6 +221,7 @@ class Runner:
         )
         secret_values += [v for k, v in env_values if looks_secret(k, v)]
         masker = build_masker(secret_values)
+        governance = self._governance(run, graph)
         dispatcher = Dispatcher(
             run_id=run.id,
             graph=graph,
@@ -211,6 +232,7 @@ class Runner:
             executors=self.executors,
             kill_grace=spec.defaults.kill_grace,
             owner=self.owner,
+            gating=governance.gating,
         )
         limits = Limits(
             options.max_workers or run.max_workers,
@@ -226,9 +248,105 @@ class Runner:
             limits=limits,
             clock=self.clock,
             owner=self.owner,
-            options=self.scheduler_options,
+            options=replace(self.scheduler_options, no_wait=options.no_wait),
             observer=observer,
+            governance=governance,
         )
+
+    def _check_approval_timeouts(self, spec: PlanSpec) -> None:
+        """A plan cannot grant itself approval by silence: only the project config can."""
+        if self.gate_config.approve_on_timeout:
+            return
+        specs = [("defaults", spec.defaults.approval)] + [(s.id, s.approval) for s in spec.steps]
+        for where, approval in specs:
+            if approval is not None and approval.on_timeout is OnTimeout.APPROVE:
+                raise ConfigError(
+                    f"plan {spec.name!r} ({where}) sets approval on_timeout: approve, which "
+                    "agenthq.toml does not allow; set [approvals] allow_approve_on_timeout = true "
+                    "there, or use on_timeout: reject"
+                )
+
+    def _governance(self, run: RunRecord, graph: PlanGraph) -> Governance:
+        """The gates' memory for this run, read back from the store (so it survives restarts)."""
+        stored = self.store.get_breakers()
+        gate_breakers = {k: _breaker(r) for k, r in stored.items() if k.startswith("gate:")}
+        governance = Governance(
+            gating=GatePipeline(
+                self.gate_config,
+                graph,
+                Path(run.workspace),
+                home=Path(self.environ.get("HOME") or Path.home()),
+                gate_breakers=gate_breakers,
+            ),
+            quarantined={
+                a.name: a.reason or "quarantined"
+                for a in self.store.list_agents()
+                if a.state is AgentState.QUARANTINED
+            },
+            breakers={k: _breaker(r) for k, r in stored.items() if k.startswith("agent:")},
+            spent=self.store.run_spending(run.id),
+        )
+        for record in self.store.list_approvals(run_id=run.id, state=ApprovalState.APPROVED):
+            if record.kind is ApprovalKind.BUDGET and record.extend_usd:
+                if record.request.get("scope") == "step":
+                    extra = governance.extra_step_usd
+                    extra[record.step_id] = extra.get(record.step_id, 0.0) + record.extend_usd
+                else:
+                    governance.extra_run_usd += record.extend_usd
+        return governance
+
+    # ---- people ---------------------------------------------------------------------------
+
+    def decide(
+        self,
+        run_id: str,
+        step_id: str | None,
+        *,
+        approve: bool,
+        by: str,
+        note: str | None = None,
+        extend_usd: float | None = None,
+        max_score: float | None = None,
+    ) -> list[ApprovalRecord]:
+        """Answer the run's pending approvals: one step's, or (step_id None) every one whose
+        risk score is at most `max_score`. A running scheduler picks the answers up within its
+        poll interval; otherwise `resume` does."""
+        pending = self.store.list_approvals(run_id=run_id)
+        if step_id is not None:
+            chosen = [a for a in pending if a.step_id == step_id]
+            if not chosen:
+                waiting = ", ".join(sorted({a.step_id for a in pending})) or "none"
+                raise NotFoundError(
+                    f"step {step_id!r} of run {run_id} is not waiting for approval "
+                    f"(waiting: {waiting})"
+                )
+        else:
+            chosen = [
+                a
+                for a in pending
+                if max_score is None or (a.score if a.score is not None else 0.0) <= max_score
+            ]
+        if extend_usd is not None and extend_usd <= 0:
+            raise ConfigError(f"--extend must be a positive amount of dollars, got {extend_usd:g}")
+        decided: list[ApprovalRecord] = []
+        state = ApprovalState.APPROVED if approve else ApprovalState.REJECTED
+        for approval in chosen:
+            budget = approval.kind is ApprovalKind.BUDGET
+            if approve and budget and extend_usd is None and step_id is None:
+                continue  # a batch approval never grants money implicitly
+            decided.append(
+                self.store.decide_approval(
+                    ApprovalDecision(
+                        approval.id,
+                        state,
+                        by,
+                        self.clock(),
+                        note,
+                        extend_usd if approval.kind is ApprovalKind.BUDGET else None,
+                    )
+                )
+            )
+        return decided
 
     def _secret_values(self, spec: PlanSpec) -> list[str]:
         missing = [name for name in spec.secrets if name not in self.environ]
@@ -273,6 +391,12 @@ class Runner:
                             {"finished_at": now, "reason": "run cancelled"},
                         )
                     )
+            for approval in self.store.list_approvals(run_id=run_id):
+                batch.approval_decisions.append(
+                    ApprovalDecision(
+                        approval.id, ApprovalState.REJECTED, "agenthq", now, "run cancelled"
+                    )
+                )
             batch.runs.append(
                 RunChange(
                     run_id, run.state, RunState.CANCELLED, {"finished_at": now, "owner": None}
@@ -335,6 +459,17 @@ class Runner:
         )
         self.store.apply(batch)
         return self.store.get_run(run_id)
+
+
+def _breaker(record: BreakerRecord) -> Breaker:
+    return Breaker(
+        key=record.key,
+        phase=BreakerPhase(record.state),
+        failures=record.failures,
+        opened_at=record.opened_at,
+        cooldown_s=record.cooldown_s,
+        trips=record.trips,
+    )
 
 
 def _downstream(graph: PlanGraph, roots: list[str]) -> set[str]:

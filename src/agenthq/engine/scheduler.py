@@ -17,14 +17,32 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from agenthq.engine import triggers
-from agenthq.engine.dispatch import Dispatcher, Finished
+from agenthq.engine import approvals, triggers
+from agenthq.engine.approvals import ApprovalDesk
+from agenthq.engine.dispatch import Dispatcher, Finished, Prepared
+from agenthq.engine.gating import GatePipeline
 from agenthq.engine.limits import Limits
 from agenthq.engine.retry import decide_retry
+from agenthq.gates import breaker as breakers
+from agenthq.gates.base import GateResult, Phase, verdict
+from agenthq.gates.base import Outcome as GateOutcome
+from agenthq.gates.cost import CostFacts
 from agenthq.graph import PlanGraph, StepNode
 from agenthq.spec import templating
-from agenthq.states import RunState, StepState
-from agenthq.store.api import Batch, RunChange, RunRecord, StepChange, StepRecord, Store
+from agenthq.states import FailureClass, RunState, StepState
+from agenthq.store.api import (
+    ApprovalDecision,
+    ApprovalKind,
+    ApprovalState,
+    Batch,
+    BreakerRecord,
+    Quarantine,
+    RunChange,
+    RunRecord,
+    StepChange,
+    StepRecord,
+    Store,
+)
 
 S = StepState
 
@@ -62,6 +80,20 @@ class SchedulerOptions:
     poll_interval: float = 0.5  # how often to read cancel requests from the store
     heartbeat_interval: float = 5.0
     rng: random.Random = field(default_factory=random.Random)
+    # Return (state awaiting_approval) when nothing but a person's decision is left to wait for.
+    no_wait: bool = False
+
+
+@dataclass
+class Governance:
+    """What the gates need to remember across ticks, loaded from the store at start."""
+
+    gating: GatePipeline
+    quarantined: dict[str, str] = field(default_factory=dict)  # agent → why
+    breakers: dict[str, breakers.Breaker] = field(default_factory=dict)  # agent:NAME → state
+    spent: dict[str, float] = field(default_factory=dict)  # step → dollars, all attempts
+    extra_run_usd: float = 0.0  # approved budget extensions
+    extra_step_usd: dict[str, float] = field(default_factory=dict)
 
 
 class Scheduler:
@@ -78,6 +110,7 @@ class Scheduler:
         owner: str,
         options: SchedulerOptions | None = None,
         observer: Observer | None = None,
+        governance: Governance | None = None,
     ) -> None:
         self.store = store
         self.graph = graph
@@ -102,6 +135,12 @@ class Scheduler:
         self.cancel_requested = False
         self.unfinished = sum(1 for v in self.views.values() if not v.state.finished)
         self.batch = Batch(at=clock())
+        self.governance = governance
+        self.desk = ApprovalDesk(store, run.id)
+        self.approved: set[str] = set()  # awaiting_approval steps a person has let through
+        self.held: dict[str, str] = {}  # ready steps that wait for an agent or a budget: why
+        self.run_budget_asked = False
+        self.run_state = run.state
 
     # ---- public ---------------------------------------------------------------------------
 
@@ -119,6 +158,7 @@ class Scheduler:
                     self.run.id, state, RunState.RUNNING, {"started_at": self.run.started_at or now}
                 )
             )
+            self.run_state = RunState.RUNNING
         self._prime()
         next_poll = next_heartbeat = now
         while True:
@@ -128,6 +168,8 @@ class Scheduler:
             if now >= next_poll:
                 next_poll = now + self.options.poll_interval
                 self._poll_control()
+                if not self.cancel_requested:
+                    self._poll_people(now)
             if self.cancel_requested:
                 self._cancel_waiting()
             else:
@@ -137,9 +179,17 @@ class Scheduler:
             if final is not None:
                 self.batch.runs.append(
                     RunChange(
-                        self.run.id, RunState.RUNNING, final, {"finished_at": now, "owner": None}
+                        self.run.id, self.run_state, final, {"finished_at": now, "owner": None}
                     )
                 )
+            elif self._only_people_left():
+                if self.run_state is RunState.RUNNING:
+                    self.batch.runs.append(
+                        RunChange(self.run.id, RunState.RUNNING, RunState.AWAITING_APPROVAL)
+                    )
+                    self.run_state = RunState.AWAITING_APPROVAL
+                if self.options.no_wait:
+                    final = RunState.AWAITING_APPROVAL
             self._commit()
             if final is not None:
                 return final
@@ -161,6 +211,8 @@ class Scheduler:
             view.waiting_on = sum(1 for n in node.needs if not self.views[n].state.finished)
             if view.state is S.READY:
                 self.ready.append(node.id)
+            elif view.state is S.AWAITING_APPROVAL:
+                self.desk.wait_for(node.id)
             elif view.state is S.RETRYING:
                 heapq.heappush(self.timers, (view.next_at or 0.0, node.id))
         for node in self.graph.nodes.values():
@@ -181,6 +233,8 @@ class Scheduler:
         view = self.views[node.id]
         now = self.batch.at
         self.batch.attempt_updates.append(self.dispatcher.finished_update(result, now))
+        if self.governance is not None:
+            self._account(node, result, now)
         outcome = result.outcome
         if result.cancelled:
             self._move(
@@ -275,6 +329,7 @@ class Scheduler:
 
     def _dispatch(self, now: float) -> None:
         waiting: list[str] = []
+        self.held.clear()
         while self.ready and not self.limits.full:
             step_id = self.ready.popleft()
             node = self.graph.nodes[step_id]
@@ -282,22 +337,246 @@ class Scheduler:
                 waiting.append(step_id)
                 continue
             view = self.views[step_id]
-            view.attempts += 1
-            self.limits.acquire(node)
+            if view.state is S.AWAITING_APPROVAL:  # a person said yes: no second round of gates
+                self._start(self.dispatcher.render(node, view.attempts + 1, self._lookup), now)
+                continue
+            hold = self._agent_hold(node, now) if self.governance is not None else None
+            if hold is not None:
+                self.held[step_id] = hold
+                waiting.append(step_id)
+                continue
+            prepared = self.dispatcher.render(node, view.attempts + 1, self._lookup)
+            if self.governance is None or prepared.failure is not None:
+                self._start(prepared, now)
+                continue
+            results = self.governance.gating.before(
+                node,
+                attempt=prepared.attempt,
+                command=prepared.command,
+                cost=self._cost_facts(node, now),
+            )
+            if not self._gated(prepared, results, now):
+                waiting.append(step_id)
+        self.ready.extendleft(reversed(waiting))
+
+    def _start(
+        self, prepared: Prepared, now: float, details: Mapping[str, Any] | None = None
+    ) -> None:
+        node = prepared.node
+        view = self.views[node.id]
+        view.attempts = prepared.attempt
+        self.limits.acquire(node)
+        self.approved.discard(node.id)
+        self._move(
+            node.id,
+            S.RUNNING,
+            {"attempts": view.attempts, "started_at": now, "reason": None},
+            view.attempts,
+            details,
+        )
+        self.dispatcher.enqueue(prepared, self.batch)
+
+    def _gated(self, prepared: Prepared, results: list[GateResult], now: float) -> bool:
+        """Apply the before-gates' answers; False when the step must stay ready (held)."""
+        if not results:
+            self._start(prepared, now)
+            return True
+        assert self.governance is not None
+        node, attempt = prepared.node, prepared.attempt
+        decision = verdict(results)
+        summary = {"gates": [_gate_summary(r) for r in results]}
+        if decision is GateOutcome.RETRY:
+            self.held[node.id] = "; ".join(r.reason for r in results if r.outcome is decision)
+            return False
+        run_budget = _budget_scope(results) == "run"
+        if decision is GateOutcome.ASK and run_budget and self.run_budget_asked:
+            self.held[node.id] = "the run is over budget; waiting for its extension"
+            return False
+        gating = self.governance.gating
+        self.batch.gate_results.extend(
+            gating.records(self.run.id, node, attempt, Phase.BEFORE, results, at=now)
+        )
+        self._move(node.id, S.GATING, {}, attempt)
+        if decision is GateOutcome.PASS:
+            self._start(prepared, now, summary)
+            return True
+        reason = "; ".join(f"{r.gate}: {r.reason}" for r in results if r.outcome is decision)
+        if decision is GateOutcome.REFUSE:
+            self._move(
+                node.id,
+                S.FAILED,
+                {"failure_class": FailureClass.GATE, "finished_at": now, "reason": reason},
+                attempt,
+                {**summary, "failure_class": FailureClass.GATE.value},
+            )
+            self._propagate(node)
+            return True
+        self._move(node.id, S.AWAITING_APPROVAL, {"reason": reason}, attempt, summary)
+        self.batch.approval_requests.append(
+            approvals.request(
+                run_id=self.run.id,
+                step_id=node.id,
+                attempt=attempt,
+                at=now,
+                spec=gating.approval_spec(node),
+                command=prepared.command,
+                results=results,
+            )
+        )
+        self.run_budget_asked = self.run_budget_asked or run_budget
+        self.desk.wait_for(node.id)
+        return True
+
+    def _poll_people(self, now: float) -> None:
+        """Answers to approvals, SLA milestones, and released agents."""
+        if self.governance is not None and any("quarantined" in w for w in self.held.values()):
+            self.governance.quarantined = {
+                a.name: a.reason or "quarantined"
+                for a in self.store.list_agents()
+                if a.state.value == "quarantined"
+            }
+        for answer in self.desk.poll(now, self.batch):
+            step_id = answer.step_id
+            view = self.views[step_id]
+            if view.state is not S.AWAITING_APPROVAL:
+                continue
+            record = answer.approval
+            if self.run_state is RunState.AWAITING_APPROVAL:
+                self.batch.runs.append(
+                    RunChange(self.run.id, RunState.AWAITING_APPROVAL, RunState.RUNNING)
+                )
+                self.run_state = RunState.RUNNING
+            if record.kind is ApprovalKind.BUDGET and self.governance is not None:
+                self._extend_budget(step_id, record.request, record.extend_usd or 0.0)
+            if answer.approved:
+                self.approved.add(step_id)
+                self.ready.appendleft(step_id)
+                continue
+            who = record.decided_by or "someone"
+            note = f": {record.note}" if record.note else ""
+            expired = "expired" if who == approvals.TIMEOUT_DECIDER else f"rejected by {who}"
             self._move(
                 step_id,
-                S.RUNNING,
-                {"attempts": view.attempts, "started_at": now, "reason": None},
-                view.attempts,
+                S.FAILED,
+                {
+                    "failure_class": FailureClass.GATE,
+                    "finished_at": now,
+                    "reason": f"approval {expired}{note}",
+                },
+                record.attempt,
+                {"approval": record.id, "decision": record.state.value, "by": who},
             )
-            self.dispatcher.prepare(node, view.attempts, self.batch, self._lookup)
-        self.ready.extendleft(reversed(waiting))
+            self._propagate(self.graph.nodes[step_id])
+
+    def _extend_budget(self, step_id: str, request: Mapping[str, Any], usd: float) -> None:
+        assert self.governance is not None
+        if request.get("scope") == "step":
+            extra = self.governance.extra_step_usd
+            extra[step_id] = extra.get(step_id, 0.0) + usd
+        else:
+            self.governance.extra_run_usd += usd
+            self.run_budget_asked = False
+
+    def _only_people_left(self) -> bool:
+        """Nothing runs or can run until a person answers (or releases an agent)."""
+        if self.tasks or self.dispatcher.has_pending or self.timers or self.unfinished == 0:
+            return False
+        if any(sid not in self.held for sid in self.ready):
+            return False
+        people = bool(self.desk.waiting) or any("quarantined" in w for w in self.held.values())
+        return people and all("quarantined" in w for w in self.held.values())
+
+    def _agent_hold(self, node: StepNode, now: float) -> str | None:
+        assert self.governance is not None
+        agent = node.agent
+        if agent is None:
+            return None
+        why = self.governance.quarantined.get(agent)
+        if why is not None:
+            return (
+                f"agent {agent} is quarantined ({why}); "
+                f"`agenthq agents release {agent}` lets it take steps again"
+            )
+        key = f"agent:{agent}"
+        state = self.governance.breakers.get(key, breakers.Breaker(key))
+        admission = breakers.admit(state, self.governance.gating.config.breaker, now)
+        if admission.breaker != state:
+            self._set_breaker(admission.breaker, now)
+        return None if admission.allowed else admission.reason
+
+    def _set_breaker(self, breaker: breakers.Breaker, now: float) -> None:
+        assert self.governance is not None
+        self.governance.breakers[breaker.key] = breaker
+        self.batch.breakers.append(_breaker_record(breaker, now))
+
+    def _cost_facts(self, node: StepNode, now: float) -> CostFacts | None:
+        assert self.governance is not None
+        gating = self.governance.gating
+        if not gating.uses_cost(node):
+            return None
+        budgets = gating.budgets()
+        spent = self.governance.spent
+        step_limit = node.spec.budget_usd or budgets.step_usd
+        extra_step = self.governance.extra_step_usd.get(node.id, 0.0)
+        hour = self.store.spent_since(now - 3600.0) if budgets.hourly_usd is not None else 0.0
+        return CostFacts(
+            step_spent=spent.get(node.id, 0.0),
+            run_spent=sum(spent.values()),
+            hour_spent=hour,
+            step_limit=step_limit + extra_step if step_limit is not None else None,
+            run_limit=(
+                budgets.run_usd + self.governance.extra_run_usd
+                if budgets.run_usd is not None
+                else None
+            ),
+            hourly_limit=budgets.hourly_usd,
+        )
+
+    def _account(self, node: StepNode, result: Finished, now: float) -> None:
+        """Cost, after-gate records, quarantine and the agent's breaker for one result."""
+        assert self.governance is not None
+        gating = self.governance.gating
+        cost = result.outcome.usage.get("cost_usd") if result.outcome.usage else None
+        if cost:
+            spent = self.governance.spent
+            spent[node.id] = spent.get(node.id, 0.0) + float(cost)
+        if result.gates:
+            self.batch.gate_results.extend(
+                gating.records(self.run.id, node, result.attempt, Phase.AFTER, result.gates, at=now)
+            )
+        for changed in gating.take_breaker_changes():
+            self.batch.breakers.append(_breaker_record(changed, now))
+        agent = node.agent
+        if agent is None or result.cancelled:
+            return
+        bad = [g for g in result.gates if g.details.get("quarantine")]
+        if bad and agent not in self.governance.quarantined:
+            reason = f"{bad[0].gate}: {bad[0].reason}"
+            self.governance.quarantined[agent] = reason
+            self.batch.quarantines.append(Quarantine(agent, reason, self.run.id, node.id))
+        key = f"agent:{agent}"
+        state = self.governance.breakers.get(key, breakers.Breaker(key))
+        settings = gating.config.breaker
+        if result.outcome.failure_class is None:
+            updated = breakers.record_success(state, settings)
+        else:
+            updated = breakers.record_failure(state, settings, now)
+        if updated != state:
+            self._set_breaker(updated, now)
 
     def _cancel_waiting(self) -> None:
         for task in self.tasks.values():
             task.cancel()
+        if self.desk.waiting:
+            for record in self.store.list_approvals(run_id=self.run.id):
+                self.batch.approval_decisions.append(
+                    ApprovalDecision(
+                        record.id, ApprovalState.REJECTED, "agenthq", self.batch.at, "run cancelled"
+                    )
+                )
+            self.desk.waiting.clear()
         for step_id, view in self.views.items():
-            if view.state in (S.PENDING, S.READY, S.RETRYING, S.LOST):
+            if view.state in (S.PENDING, S.READY, S.RETRYING, S.LOST, S.AWAITING_APPROVAL):
                 self._move(
                     step_id, S.CANCELLED, {"finished_at": self.batch.at, "reason": "run cancelled"}
                 )
@@ -372,3 +651,32 @@ class Scheduler:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=max(0.0, seconds))
+
+
+def _gate_summary(result: GateResult) -> dict[str, Any]:
+    return {
+        "gate": result.gate,
+        "outcome": result.outcome.value,
+        "reason": result.reason,
+        "score": result.score,
+    }
+
+
+def _budget_scope(results: list[GateResult]) -> str | None:
+    for result in results:
+        budget = result.details.get("budget")
+        if result.gate == "cost" and isinstance(budget, Mapping):
+            return str(budget.get("scope"))
+    return None
+
+
+def _breaker_record(breaker: breakers.Breaker, now: float) -> BreakerRecord:
+    return BreakerRecord(
+        key=breaker.key,
+        state=breaker.phase.value,
+        failures=breaker.failures,
+        opened_at=breaker.opened_at,
+        cooldown_s=breaker.cooldown_s,
+        trips=breaker.trips,
+        updated_at=now,
+    )

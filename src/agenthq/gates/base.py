@@ -84,7 +84,10 @@ def run_gates(
             result = gate.check(facts)
         except Exception as exc:  # fail closed: any gate bug becomes a question for a person
             result = GateResult(
-                gate.name, Outcome.ASK, f"gate {gate.name!r} failed ({type(exc).__name__}: {exc})"
+                gate.name,
+                Outcome.ASK,
+                f"gate {gate.name!r} failed ({type(exc).__name__}: {exc})",
+                details={"gate_error": True},
             )
         elapsed = time.perf_counter() - started
         if elapsed > budget_s and result.outcome is Outcome.PASS:
@@ -92,6 +95,7 @@ def run_gates(
                 gate.name,
                 Outcome.ASK,
                 f"gate {gate.name!r} took {elapsed:.1f}s (limit {budget_s:g}s)",
+                details={"gate_error": True},
             )
         results.append(
             GateResult(

@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Annotated, Any
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -101,12 +102,82 @@ class OutputSpec(Frozen):
         return self
 
 
+GATE_NAMES = ("risk", "secrets", "quality", "cost", "approval")
+
+
+def _known_gates(value: list[str] | None) -> list[str] | None:
+    """Fail closed at load time: a misspelt gate must not silently turn a check off."""
+    if value is None:
+        return None
+    for name in value:
+        if name not in GATE_NAMES:
+            from difflib import get_close_matches
+
+            close = get_close_matches(name, GATE_NAMES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(f"unknown gate {name!r}{hint}; the gates are {', '.join(GATE_NAMES)}")
+    if len(set(value)) != len(value):
+        raise ValueError("a gate is listed twice")
+    return value
+
+
+GateList = Annotated[list[str] | None, AfterValidator(_known_gates)]
+
+
+class OnTimeout(StrEnum):
+    REJECT = "reject"
+    APPROVE = "approve"
+
+
+class ApprovalSpec(Frozen):
+    """The service level of a person's decision: how long it may take and what happens then."""
+
+    timeout: Duration = 7 * 86400.0
+    warn_before: Duration = 3600.0
+    escalate_after: Duration | None = None
+    escalate_to: str | None = None
+    on_timeout: OnTimeout = OnTimeout.REJECT
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ApprovalSpec:
+        if self.timeout <= 0:
+            raise ValueError("approval timeout must be positive")
+        if (self.escalate_after is None) != (self.escalate_to is None):
+            raise ValueError("set both `escalate_after` and `escalate_to`, or neither")
+        if self.escalate_after is not None and self.escalate_after >= self.timeout:
+            raise ValueError("`escalate_after` must be shorter than `timeout`")
+        return self
+
+
+class BudgetSpec(Frozen):
+    """Money a step, a run, or everything in a rolling hour may spend (US dollars)."""
+
+    step_usd: float | None = Field(default=None, gt=0)
+    run_usd: float | None = Field(default=None, gt=0)
+    hourly_usd: float | None = Field(default=None, gt=0)
+
+
+class RiskLevel(StrEnum):
+    AUTO = "auto"  # the gates decide
+    APPROVAL_REQUIRED = "approval_required"  # always ask a person before it runs
+
+
+class PolicySpec(Frozen):
+    """Per-plan command rules, added to the project's `[policy]` (see gates/policy.py)."""
+
+    allow: list[str] = Field(default_factory=list)
+    ask: list[str] = Field(default_factory=list)
+    deny: list[str] = Field(default_factory=list)
+
+
 class DefaultsSpec(Frozen):
     timeout: Duration | None = None
     retry: RetrySpec | None = None
     env: dict[str, str] = Field(default_factory=dict)
     agent: str | None = None
     kill_grace: Duration = 5.0
+    gates: GateList = None
+    approval: ApprovalSpec | None = None
 
 
 class ConcurrencySpec(Frozen):
@@ -142,6 +213,10 @@ class StepSpec(Frozen):
     writes: list[str] = Field(default_factory=list)
     agent: str | None = None
     outputs: dict[str, OutputSpec] = Field(default_factory=dict)
+    gates: GateList = None  # None: the plan's defaults, then agenthq.toml, then all of them
+    risk: RiskLevel = RiskLevel.AUTO
+    approval: ApprovalSpec | None = None
+    budget_usd: float | None = Field(default=None, gt=0)
 
     @field_validator("id")
     @classmethod
@@ -186,6 +261,8 @@ class PlanSpec(Frozen):
     defaults: DefaultsSpec = Field(default_factory=DefaultsSpec)
     concurrency: ConcurrencySpec = Field(default_factory=ConcurrencySpec)
     secrets: list[str] = Field(default_factory=list)  # names of environment variables
+    budgets: BudgetSpec = Field(default_factory=BudgetSpec)
+    policy: PolicySpec = Field(default_factory=PolicySpec)
     steps: list[StepSpec] = Field(min_length=1)
 
     @field_validator("name")

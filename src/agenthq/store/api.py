@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Protocol
 
 from agenthq.states import FailureClass, RunState, StepState
@@ -76,6 +77,8 @@ class AttemptRecord:
     pgid: int | None
     proc_start: int | None  # process start time (clock ticks since boot) to tell pid reuse apart
     owner: str | None
+    cost_usd: float | None = None
+    usage: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -171,6 +174,143 @@ class NewEvent:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
+# ---- safety gates: what they decided, who approved, which agents are held ---------------------
+
+
+@dataclass(frozen=True)
+class GateRecord:
+    """One gate's answer for one attempt of one step."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    gate: str
+    phase: str  # before | after
+    outcome: str  # pass | ask | refuse | retry
+    reason: str
+    score: float | None
+    details: Mapping[str, Any]
+    duration_ms: float
+    at: float
+
+
+class ApprovalKind(StrEnum):
+    GATE = "gate"  # a gate (or `risk: approval_required`) asked a person
+    BUDGET = "budget"  # the run or step is over budget: approve by extending it
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class ApprovalRequest:
+    """A question for a person, with its service level."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    kind: ApprovalKind
+    requested_at: float
+    expires_at: float
+    warn_at: float | None
+    escalate_at: float | None
+    escalate_to: str | None
+    on_timeout: str  # reject | approve
+    command: str | None
+    score: float | None
+    reasons: Sequence[str]
+    request: Mapping[str, Any]  # gate results, or {"scope", "spent_usd", "limit_usd"} for budgets
+
+
+@dataclass(frozen=True)
+class ApprovalRecord:
+    id: int
+    run_id: str
+    step_id: str
+    attempt: int
+    kind: ApprovalKind
+    state: ApprovalState
+    requested_at: float
+    expires_at: float
+    warn_at: float | None
+    escalate_at: float | None
+    escalate_to: str | None
+    warned: bool
+    escalated: bool
+    on_timeout: str
+    command: str | None
+    score: float | None
+    reasons: Sequence[str]
+    request: Mapping[str, Any]
+    decided_at: float | None
+    decided_by: str | None
+    note: str | None
+    extend_usd: float | None
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    """A person's (or the timeout's) answer. `extend_usd` is required for budget approvals."""
+
+    approval_id: int
+    state: ApprovalState  # approved | rejected
+    by: str
+    at: float
+    note: str | None = None
+    extend_usd: float | None = None
+    expired: bool = False  # decided by the SLA's on_timeout, not by a person
+
+
+@dataclass(frozen=True)
+class ApprovalMark:
+    """The SLA clock passed a milestone: `warned` or `escalated` becomes true."""
+
+    approval_id: int
+    milestone: str  # warned | escalated
+
+
+class AgentState(StrEnum):
+    OK = "ok"
+    QUARANTINED = "quarantined"
+
+
+@dataclass(frozen=True)
+class AgentRecord:
+    name: str
+    state: AgentState
+    reason: str | None
+    run_id: str | None
+    step_id: str | None
+    since: float | None
+    changed_by: str | None
+    note: str | None
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Quarantine:
+    """Hold an agent: it gets no new steps until a person releases it."""
+
+    agent: str
+    reason: str
+    run_id: str
+    step_id: str
+
+
+@dataclass(frozen=True)
+class BreakerRecord:
+    key: str  # agent:NAME | gate:NAME
+    state: str  # closed | open | half_open
+    failures: int  # consecutive
+    opened_at: float | None
+    cooldown_s: float
+    trips: int
+    updated_at: float
+
+
 @dataclass
 class Batch:
     """One transaction's worth of changes, in the order they happened."""
@@ -181,10 +321,26 @@ class Batch:
     attempt_starts: list[AttemptStart] = field(default_factory=list)
     attempt_updates: list[AttemptUpdate] = field(default_factory=list)
     events: list[NewEvent] = field(default_factory=list)
+    gate_results: list[GateRecord] = field(default_factory=list)
+    approval_requests: list[ApprovalRequest] = field(default_factory=list)
+    approval_marks: list[ApprovalMark] = field(default_factory=list)
+    approval_decisions: list[ApprovalDecision] = field(default_factory=list)
+    quarantines: list[Quarantine] = field(default_factory=list)
+    breakers: list[BreakerRecord] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
-            self.steps or self.runs or self.attempt_starts or self.attempt_updates or self.events
+            self.steps
+            or self.runs
+            or self.attempt_starts
+            or self.attempt_updates
+            or self.events
+            or self.gate_results
+            or self.approval_requests
+            or self.approval_marks
+            or self.approval_decisions
+            or self.quarantines
+            or self.breakers
         )
 
 
@@ -244,5 +400,41 @@ class Store(Protocol):
     def read_events(
         self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
     ) -> list[EventRecord]: ...
+
+    # ---- safety gates ----------------------------------------------------------------------
+
+    def get_gate_results(self, run_id: str, step_id: str | None = None) -> list[GateRecord]: ...
+
+    def list_approvals(
+        self,
+        *,
+        run_id: str | None = None,
+        state: ApprovalState | None = ApprovalState.PENDING,
+        ids: Sequence[int] | None = None,
+        limit: int = 500,
+    ) -> list[ApprovalRecord]:
+        """Oldest first."""
+        ...
+
+    def decide_approval(self, decision: ApprovalDecision) -> ApprovalRecord:
+        """Answer a pending approval, with its event, atomically. StateError when it was
+        already answered (the message says by whom), NotFoundError when there is no such id."""
+        ...
+
+    def list_agents(self) -> list[AgentRecord]: ...
+
+    def release_agent(self, name: str, *, by: str, note: str | None, at: float) -> AgentRecord:
+        """End a quarantine (StateError when the agent is not quarantined)."""
+        ...
+
+    def get_breakers(self) -> dict[str, BreakerRecord]: ...
+
+    def spent_since(self, since: float) -> float:
+        """Dollars reported by attempts that started at or after `since`, all runs."""
+        ...
+
+    def run_spending(self, run_id: str) -> dict[str, float]:
+        """Dollars reported per step of the run."""
+        ...
 
     def close(self) -> None: ...

@@ -46,12 +46,19 @@ from agenthq.states import (
     check_run_transition,
     check_step_transition,
 )
+from agenthq.store import governance
 from agenthq.store.api import (
+    AgentRecord,
+    ApprovalDecision,
+    ApprovalRecord,
+    ApprovalState,
     AttemptRecord,
     AttemptStart,
     AttemptUpdate,
     Batch,
+    BreakerRecord,
     EventRecord,
+    GateRecord,
     NewRun,
     RunChange,
     RunControl,
@@ -78,9 +85,20 @@ STEP_FIELDS = frozenset(
 )
 RUN_FIELDS = frozenset({"started_at", "finished_at", "owner", "heartbeat_at", "cancel_requested"})
 ATTEMPT_FIELDS = frozenset(
-    {"state", "finished_at", "exit_code", "failure_class", "error", "pid", "pgid", "proc_start"}
+    {
+        "state",
+        "finished_at",
+        "exit_code",
+        "failure_class",
+        "error",
+        "pid",
+        "pgid",
+        "proc_start",
+        "cost_usd",
+        "usage",
+    }
 )
-_JSON_FIELDS = frozenset({"outputs", "retries_used"})
+_JSON_FIELDS = frozenset({"outputs", "retries_used", "usage"})
 _AMBIGUOUS_SHOWN = 5
 
 
@@ -327,11 +345,63 @@ class SqlStore:
                     rows = [_attempt_row(a) for a in batch.attempt_starts]
                     _executemany(conn, ("insert", "attempts"), lambda: insert(attempts), rows)
                 self._update_attempts(conn, batch.attempt_updates)
+                notes = governance.write(conn, batch)
+                if notes:
+                    closing = len(drafts) - _closing_runs(batch)
+                    drafts = [*drafts[:closing], *map(_note_draft, notes), *drafts[closing:]]
                 self._append_events(conn, drafts, batch.at)
         except _StaleStepsError as stale:
             # Rolled back by now, so the rows read back are as the other writer left them.
             with self._reading() as conn:
                 raise _stale_step(conn, stale.rows) from None
+
+    # ---- safety gates ----------------------------------------------------------------------
+
+    def get_gate_results(self, run_id: str, step_id: str | None = None) -> list[GateRecord]:
+        with self._reading() as conn:
+            return governance.gate_records(conn, run_id, step_id)
+
+    def list_approvals(
+        self,
+        *,
+        run_id: str | None = None,
+        state: ApprovalState | None = ApprovalState.PENDING,
+        ids: Sequence[int] | None = None,
+        limit: int = 500,
+    ) -> list[ApprovalRecord]:
+        with self._reading() as conn:
+            return governance.list_approvals(conn, run_id=run_id, state=state, ids=ids, limit=limit)
+
+    def decide_approval(self, decision: ApprovalDecision) -> ApprovalRecord:
+        with self._writing() as conn:
+            note = governance.decide(conn, decision)
+            self._append_events(conn, [_note_draft(note)], decision.at)
+            (record,) = governance.list_approvals(
+                conn, run_id=None, state=None, ids=[decision.approval_id], limit=1
+            )
+        return record
+
+    def list_agents(self) -> list[AgentRecord]:
+        with self._reading() as conn:
+            return governance.agent_records(conn)
+
+    def release_agent(self, name: str, *, by: str, note: str | None, at: float) -> AgentRecord:
+        with self._writing() as conn:
+            record, event = governance.release(conn, name, by=by, note=note, at=at)
+            self._append_events(conn, [_note_draft(event)], at)
+        return record
+
+    def get_breakers(self) -> dict[str, BreakerRecord]:
+        with self._reading() as conn:
+            return governance.breaker_records(conn)
+
+    def spent_since(self, since: float) -> float:
+        with self._reading() as conn:
+            return governance.spent_since(conn, since)
+
+    def run_spending(self, run_id: str) -> dict[str, float]:
+        with self._reading() as conn:
+            return governance.run_spending(conn, run_id)
 
     def _update_steps(self, conn: Connection, writes: list[_StepWrite], at: float) -> None:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -647,6 +717,19 @@ def _drafts(batch: Batch) -> list[_Draft]:
     return drafts
 
 
+def _closing_runs(batch: Batch) -> int:
+    """How many of `_drafts`' last entries are run changes that end or pause the run."""
+    opening = 0
+    while opening < len(batch.runs) and batch.runs[opening].to_state == RunState.RUNNING:
+        opening += 1
+    return len(batch.runs) - opening
+
+
+def _note_draft(note: governance.EventDraft) -> _Draft:
+    run_id, step_id, attempt, kind, details = note
+    return _Draft(run_id, step_id, attempt, kind, None, None, canonical_json(details))
+
+
 def _run_draft(change: RunChange) -> _Draft:
     return _Draft(
         change.run_id,
@@ -757,6 +840,8 @@ _ATTEMPT_SELECT: Select[Any] = select(
     attempts.c.pgid,
     attempts.c.proc_start,
     attempts.c.owner,
+    attempts.c.cost_usd,
+    attempts.c.usage,
 )
 _EVENT_SELECT: Select[Any] = select(
     events.c.seq,
@@ -827,6 +912,8 @@ def _attempt_record(row: Sequence[Any]) -> AttemptRecord:
         pgid=row[12],
         proc_start=row[13],
         owner=row[14],
+        cost_usd=row[15],
+        usage=json.loads(row[16]) if row[16] else {},
     )
 
 

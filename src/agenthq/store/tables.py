@@ -86,6 +86,8 @@ attempts = Table(
     Column("pgid", Integer),
     Column("proc_start", BigInteger),
     Column("owner", String()),
+    Column("cost_usd", Float),  # what the attempt reported spending (`{"agenthq": {...}}` lines)
+    Column("usage", Text),  # everything it reported, canonical JSON
     PrimaryKeyConstraint("run_id", "step_id", "number", name="pk_attempts"),
     ForeignKeyConstraint(
         ["run_id", "step_id"],
@@ -121,3 +123,78 @@ chain_head = Table(
 )
 
 CHAIN_HEAD_ID = 1
+
+# ---- safety gates (revision 0002) --------------------------------------------------------------
+
+gate_results = Table(
+    "gate_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("step_id", String(), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("gate", String(32), nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("score", Float),
+    Column("details", Text, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("at", Float, nullable=False),
+    Index("ix_gate_results_run_id_step_id", "run_id", "step_id"),
+)
+
+approvals = Table(
+    "approvals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False),
+    Column("step_id", String(), nullable=False),
+    Column("attempt", Integer, nullable=False),  # the attempt it would start
+    Column("kind", String(16), nullable=False),  # gate | budget
+    Column("state", String(16), nullable=False),  # pending | approved | rejected
+    Column("requested_at", Float, nullable=False),
+    Column("expires_at", Float, nullable=False),
+    Column("warn_at", Float),
+    Column("escalate_at", Float),
+    Column("escalate_to", String()),
+    Column("warned", Boolean, nullable=False, server_default=false()),
+    Column("escalated", Boolean, nullable=False, server_default=false()),
+    Column("on_timeout", String(16), nullable=False),
+    Column("command", Text),
+    Column("score", Float),
+    Column("reasons", Text, nullable=False),  # JSON list of strings
+    Column("request", Text, nullable=False),  # JSON: the gate results, or the budget's figures
+    Column("decided_at", Float),
+    Column("decided_by", String()),
+    Column("note", Text),
+    Column("extend_usd", Float),
+    Index("ix_approvals_state", "state"),
+    Index("ix_approvals_run_id_step_id", "run_id", "step_id"),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("name", String(), primary_key=True),
+    Column("state", String(32), nullable=False),  # ok | quarantined
+    Column("reason", Text),
+    Column("run_id", String(64)),
+    Column("step_id", String()),
+    Column("since", Float),
+    Column("changed_by", String()),
+    Column("note", Text),
+    Column("updated_at", Float, nullable=False),
+)
+
+breakers = Table(
+    "breakers",
+    metadata,
+    Column("key", String(), primary_key=True),  # agent:NAME or gate:NAME
+    Column("state", String(16), nullable=False),  # closed | open | half_open
+    Column("failures", Integer, nullable=False),
+    Column("opened_at", Float),
+    Column("cooldown_s", Float, nullable=False),
+    Column("trips", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)

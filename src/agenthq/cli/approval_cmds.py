@@ -1,0 +1,253 @@
+"""A person's commands: see what waits, approve or reject it, release a quarantined agent.
+
+Decisions go to the store, so they work from any terminal while `agenthq run` waits in
+another (it acts within a second), and on runs nobody is executing (`agenthq resume` acts).
+Who decided is `--by`, defaulting to the login name and host, and lands in the audit log.
+"""
+
+from __future__ import annotations
+
+import getpass
+import socket
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from agenthq.cli import common
+
+if TYPE_CHECKING:
+    from agenthq.store.api import AgentRecord, ApprovalRecord
+
+agents_app = typer.Typer(
+    help="Agents the gates act on: list them, release a quarantined one.",
+    invoke_without_command=True,
+)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for machines.")]
+NoteOpt = Annotated[str | None, typer.Option("--note", "-m", help="Why: kept in the audit log.")]
+ByOpt = Annotated[
+    str | None, typer.Option("--by", help="Who decides (default: your login name @ host).")
+]
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(approvals)
+    app.command()(approve)
+    app.command()(reject)
+    app.add_typer(agents_app, name="agents")
+
+
+def approvals(
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="Only this run (id, prefix or `last`).")
+    ] = None,
+    group: Annotated[
+        str | None, typer.Option("--group", help="Only approvals escalated to this group.")
+    ] = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """List what waits for a person: run, step, command, score, reasons, how long it waited."""
+    store = common.store()
+    resolved = store.resolve_run_id(run_id) if run_id else None
+    pending = store.list_approvals(run_id=resolved)
+    if group is not None:
+        pending = [a for a in pending if a.escalated and a.escalate_to == group]
+    now = time.time()
+    if json_output:
+        common.print_json([approval_json(a, now) for a in pending])
+        return
+    if not pending:
+        print("nothing is waiting for approval")
+        return
+    for a in pending:
+        score = f"score {a.score:.0f}" if a.score is not None else a.kind.value
+        print(f"{a.run_id}  {a.step_id}  [{score}]  waiting {_age(now - a.requested_at)}")
+        if a.command:
+            print(f"    command: {a.command}")
+        for reason in a.reasons:
+            print(f"    - {reason}")
+        escalated = f", escalated to {a.escalate_to}" if a.escalated else ""
+        print(f"    expires in {_age(a.expires_at - now)} (then: {a.on_timeout}){escalated}")
+    print(f"\n{len(pending)} waiting. `agenthq approve RUN STEP` or `agenthq reject RUN STEP`.")
+
+
+def approve(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix or `last` works).")],
+    step_id: Annotated[str | None, typer.Argument(help="The waiting step.")] = None,
+    all_steps: Annotated[
+        bool, typer.Option("--all", help="Approve every waiting step of the run.")
+    ] = False,
+    max_score: Annotated[
+        float | None,
+        typer.Option("--max-score", min=0, max=100, help="With --all: only up to this risk score."),
+    ] = None,
+    extend: Annotated[
+        float | None,
+        typer.Option("--extend", help="For a budget approval: dollars to add to the budget."),
+    ] = None,
+    note: NoteOpt = None,
+    by: ByOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Let a waiting step run (or, with --all, every waiting step of the run)."""
+    _decide(run_id, step_id, all_steps, max_score, extend, note, by, json_output, approve=True)
+
+
+def reject(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix or `last` works).")],
+    step_id: Annotated[str | None, typer.Argument(help="The waiting step.")] = None,
+    all_steps: Annotated[
+        bool, typer.Option("--all", help="Reject every waiting step of the run.")
+    ] = False,
+    note: NoteOpt = None,
+    by: ByOpt = None,
+    json_output: JsonOpt = False,
+) -> None:
+    """Refuse a waiting step: it fails (failure class `gate`) and its dependents follow their
+    trigger rules."""
+    _decide(run_id, step_id, all_steps, None, None, note, by, json_output, approve=False)
+
+
+def _decide(
+    run_id: str,
+    step_id: str | None,
+    all_steps: bool,
+    max_score: float | None,
+    extend: float | None,
+    note: str | None,
+    by: str | None,
+    json_output: bool,
+    *,
+    approve: bool,
+) -> None:
+    from agenthq.errors import InputError
+    from agenthq.store.api import ApprovalKind
+
+    if (step_id is None) == (not all_steps):
+        raise InputError("name one waiting STEP, or pass --all for every waiting step of the run")
+    if max_score is not None and not all_steps:
+        raise InputError("--max-score only goes with --all")
+    config = common.settings()
+    from agenthq.cli.run_cmds import runner_for
+
+    runner = runner_for(config)
+    resolved = runner.store.resolve_run_id(run_id)
+    decided = runner.decide(
+        resolved,
+        step_id,
+        approve=approve,
+        by=by or default_identity(),
+        note=note,
+        extend_usd=extend,
+        max_score=max_score,
+    )
+    now = time.time()
+    if json_output:
+        common.print_json([approval_json(a, now) for a in decided])
+        return
+    verb = "approved" if approve else "rejected"
+    if not decided:
+        skipped = [
+            a for a in runner.store.list_approvals(run_id=resolved) if a.kind is ApprovalKind.BUDGET
+        ]
+        hint = " (budget approvals need a STEP and --extend USD)" if skipped and approve else ""
+        print(f"nothing {verb}: no waiting step matched{hint}")
+        raise typer.Exit(1)
+    for a in decided:
+        extra = f", budget +${a.extend_usd:.2f}" if a.extend_usd else ""
+        print(f"{verb} {a.step_id} of run {a.run_id}{extra}")
+    run = runner.store.get_run(resolved)
+    if run.owner is None:
+        print(f"nobody is executing run {resolved}; `agenthq resume {resolved}` continues it")
+
+
+@agents_app.callback()
+def agents(ctx: typer.Context, json_output: JsonOpt = False) -> None:
+    """List agents the gates have acted on: quarantined ones, with the reason and step."""
+    if ctx.invoked_subcommand is not None:
+        return
+    store = common.store()
+    records = store.list_agents()
+    breakers = store.get_breakers()
+    if json_output:
+        common.print_json([agent_json(a, breakers.get(f"agent:{a.name}")) for a in records])
+        return
+    if not records and not breakers:
+        print("no agent has been quarantined or tripped a breaker")
+        return
+    for a in records:
+        where = f" ({a.step_id} of run {a.run_id})" if a.run_id else ""
+        why = f": {a.reason}" if a.state.value == "quarantined" and a.reason else ""
+        print(f"{a.name}  {a.state.value}{where}{why}")
+    for key, b in sorted(breakers.items()):
+        print(f"breaker {key}: {b.state} ({b.failures} failures in a row, {b.trips} trips)")
+
+
+@agents_app.command("release")
+def release(
+    name: Annotated[str, typer.Argument(help="The quarantined agent.")],
+    note: NoteOpt = None,
+    by: ByOpt = None,
+) -> None:
+    """End an agent's quarantine, recorded with who and why; it takes steps again."""
+    store = common.store()
+    record = store.release_agent(name, by=by or default_identity(), note=note, at=time.time())
+    print(f"released agent {record.name}")
+
+
+def default_identity() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "unknown"
+    return f"{user}@{socket.gethostname()}"
+
+
+def approval_json(a: ApprovalRecord, now: float) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "run_id": a.run_id,
+        "step_id": a.step_id,
+        "attempt": a.attempt,
+        "kind": a.kind.value,
+        "state": a.state.value,
+        "command": a.command,
+        "score": a.score,
+        "reasons": list(a.reasons),
+        "requested_at": a.requested_at,
+        "waited_s": round(now - a.requested_at, 3),
+        "expires_at": a.expires_at,
+        "on_timeout": a.on_timeout,
+        "escalated_to": a.escalate_to if a.escalated else None,
+        "decided_by": a.decided_by,
+        "decided_at": a.decided_at,
+        "note": a.note,
+        "extend_usd": a.extend_usd,
+        "request": dict(a.request),
+    }
+
+
+def agent_json(a: AgentRecord, breaker: Any) -> dict[str, Any]:
+    return {
+        "name": a.name,
+        "state": a.state.value,
+        "reason": a.reason,
+        "run_id": a.run_id,
+        "step_id": a.step_id,
+        "since": a.since,
+        "changed_by": a.changed_by,
+        "note": a.note,
+        "breaker": None if breaker is None else {"state": breaker.state, "trips": breaker.trips},
+    }
+
+
+def _age(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds >= 86400:
+        return f"{seconds / 86400:.1f}d"
+    if seconds >= 3600:
+        return f"{seconds / 3600:.1f}h"
+    if seconds >= 60:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds:.0f}s"

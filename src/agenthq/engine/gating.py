@@ -1,0 +1,335 @@
+"""Which gates a step passes through, with what settings — and what their answers mean.
+
+The gates themselves (agenthq.gates) only judge. This module is where the engine meets them:
+it resolves each step's gate list (step → plan defaults → agenthq.toml → all gates), builds
+the facts a gate may look at, runs the gates of a phase through `run_gates` (fail closed),
+keeps a breaker per gate so a gate that keeps crashing is asked about instead of called,
+and turns answers into `GateRecord`s for the store.
+
+Gates that cannot apply to a step are not run and leave no record (the risk gate on a Python
+step, the secrets gate on a step that wrote nothing): W1's thousand no-op steps cost nothing
+here, and the records that exist all mean something.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from agenthq.errors import ConfigError
+from agenthq.gates import breaker as breakers
+from agenthq.gates.base import Gate, GateResult, Outcome, Phase, StepFacts, run_gates, verdict
+from agenthq.gates.cost import CostFacts, check_budget
+from agenthq.gates.policy import Policy
+from agenthq.graph import PlanGraph, StepNode
+from agenthq.spec.models import GATE_NAMES, ApprovalSpec, BudgetSpec, OnTimeout, RiskLevel
+from agenthq.store.api import GateRecord
+
+__all__ = ["GateConfig", "GatePipeline", "gate_config_from_tables"]
+
+_SECTIONS = ("policy", "gates", "approvals", "budgets", "breaker")
+# `approval` asks a person every time, so a step opts into it; the rest judge and mostly pass.
+DEFAULT_GATES = ("risk", "secrets", "quality", "cost")
+
+
+@dataclass(frozen=True)
+class GateConfig:
+    """The project's gate settings (agenthq.toml), handed to the engine as values."""
+
+    policy: Policy = field(default_factory=Policy)
+    default_gates: tuple[str, ...] = DEFAULT_GATES
+    approval: ApprovalSpec = field(default_factory=ApprovalSpec)
+    budgets: BudgetSpec = field(default_factory=BudgetSpec)
+    breaker: breakers.BreakerSettings = field(default_factory=breakers.BreakerSettings)
+    approve_on_timeout: bool = False  # may an SLA expiry approve? Only the project may say so.
+    gate_time_budget_s: float = 5.0
+
+
+def gate_config_from_tables(tables: Mapping[str, Any], where: str) -> GateConfig:
+    """Build from agenthq.toml's tables; ConfigError naming the file and key on bad input."""
+    policy = Policy.from_mapping(tables["policy"], where) if "policy" in tables else Policy()
+    gates_table = _table(tables, "gates", where)
+    _only(gates_table, ("default", "time_budget_s"), "gates", where)
+    default = gates_table.get("default", list(DEFAULT_GATES))
+    if not isinstance(default, list) or not all(isinstance(g, str) for g in default):
+        raise ConfigError(f"{where}: gates.default must be a list of gate names")
+    unknown = [g for g in default if g not in GATE_NAMES]
+    if unknown:
+        raise ConfigError(
+            f"{where}: gates.default names unknown gate {unknown[0]!r}; "
+            f"the gates are {', '.join(GATE_NAMES)}"
+        )
+    budget_s = gates_table.get("time_budget_s", 5.0)
+    if not isinstance(budget_s, int | float) or budget_s <= 0:
+        raise ConfigError(f"{where}: gates.time_budget_s must be a positive number of seconds")
+    approvals_table = dict(_table(tables, "approvals", where))
+    approve_on_timeout = approvals_table.pop("allow_approve_on_timeout", False)
+    if not isinstance(approve_on_timeout, bool):
+        raise ConfigError(f"{where}: approvals.allow_approve_on_timeout must be true or false")
+    approval = _model(ApprovalSpec, approvals_table, "approvals", where)
+    budgets = _model(BudgetSpec, _table(tables, "budgets", where), "budgets", where)
+    breaker_table = _table(tables, "breaker", where)
+    _only(breaker_table, ("failures", "cooldown_s", "max_cooldown_s"), "breaker", where)
+    try:
+        breaker = breakers.BreakerSettings(
+            failures=int(breaker_table.get("failures", 3)),
+            cooldown_s=float(breaker_table.get("cooldown_s", 60.0)),
+            max_cooldown_s=float(breaker_table.get("max_cooldown_s", 3600.0)),
+        )
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: [breaker] values must be numbers") from None
+    if breaker.failures < 1 or breaker.cooldown_s <= 0:
+        raise ConfigError(f"{where}: breaker.failures must be ≥ 1 and breaker.cooldown_s > 0")
+    if approval.on_timeout is OnTimeout.APPROVE and not approve_on_timeout:
+        raise ConfigError(
+            f"{where}: approvals.on_timeout = 'approve' needs "
+            "approvals.allow_approve_on_timeout = true"
+        )
+    return GateConfig(
+        policy=policy,
+        default_gates=tuple(default),
+        approval=approval,
+        budgets=budgets,
+        breaker=breaker,
+        approve_on_timeout=approve_on_timeout,
+        gate_time_budget_s=float(budget_s),
+    )
+
+
+def _table(tables: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
+    value = tables.get(name, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where}: [{name}] must be a table")
+    return value
+
+
+def _only(table: Mapping[str, Any], keys: Sequence[str], name: str, where: str) -> None:
+    for key in table:
+        if key not in keys:
+            raise ConfigError(
+                f"{where}: unknown key {name}.{key} (expected one of {', '.join(keys)})"
+            )
+
+
+def _model(model: Any, data: Mapping[str, Any], name: str, where: str) -> Any:
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{where}: {name}.{key}: {first['msg']}") from None
+
+
+class GatePipeline:
+    """The gates of one run. Lives as long as the scheduler; holds only gate breakers."""
+
+    def __init__(
+        self,
+        config: GateConfig,
+        graph: PlanGraph,
+        workspace: Path,
+        *,
+        home: Path | None = None,
+        gate_breakers: Mapping[str, breakers.Breaker] | None = None,
+    ) -> None:
+        from agenthq.gates.quality_gate import QualityGate
+        from agenthq.gates.risk_gate import RiskGate
+        from agenthq.gates.secrets_gate import SecretsGate
+
+        self.config = config
+        self.graph = graph
+        self.workspace = workspace
+        plan_policy = graph.spec.policy
+        policy = Policy(
+            allow=(*config.policy.allow, *plan_policy.allow),
+            ask=(*config.policy.ask, *plan_policy.ask),
+            deny=(*config.policy.deny, *plan_policy.deny),
+            auto_max=config.policy.auto_max,
+            refuse_min=config.policy.refuse_min,
+        )
+        user_home = home if home is not None else Path(os.path.expanduser("~"))
+        self.gates: dict[str, Gate] = {
+            "risk": RiskGate(policy, workspace=workspace, home=user_home),
+            "secrets": SecretsGate(),
+            "quality": QualityGate(),
+        }
+        self.breakers: dict[str, breakers.Breaker] = dict(gate_breakers or {})
+        self.changed_breakers: list[breakers.Breaker] = []
+        self._names: dict[str, tuple[str, ...]] = {}
+
+    # ---- which gates -----------------------------------------------------------------------
+
+    def names(self, node: StepNode) -> tuple[str, ...]:
+        names = self._names.get(node.base_id)
+        if names is None:
+            chosen = node.spec.gates
+            if chosen is None:
+                chosen = self.graph.spec.defaults.gates
+            names = tuple(chosen) if chosen is not None else self.config.default_gates
+            self._names[node.base_id] = names
+        return names
+
+    def approval_spec(self, node: StepNode) -> ApprovalSpec:
+        return node.spec.approval or self.graph.spec.defaults.approval or self.config.approval
+
+    def budgets(self) -> BudgetSpec:
+        plan = self.graph.spec.budgets
+        project = self.config.budgets
+        return BudgetSpec(
+            step_usd=plan.step_usd or project.step_usd,
+            run_usd=plan.run_usd or project.run_usd,
+            hourly_usd=plan.hourly_usd or project.hourly_usd,
+        )
+
+    def uses_cost(self, node: StepNode) -> bool:
+        if "cost" not in self.names(node):
+            return False
+        budgets = self.budgets()
+        return any(
+            x is not None
+            for x in (node.spec.budget_usd, budgets.step_usd, budgets.run_usd, budgets.hourly_usd)
+        )
+
+    # ---- before ---------------------------------------------------------------------------
+
+    def before(
+        self,
+        node: StepNode,
+        *,
+        attempt: int,
+        command: str | None,
+        cost: CostFacts | None,
+    ) -> list[GateResult]:
+        """The answers of the before-gates that apply (none: the step may simply start)."""
+        names = self.names(node)
+        results: list[GateResult] = []
+        facts = StepFacts(
+            run_id="",
+            step_id=node.id,
+            attempt=attempt,
+            workspace=self.workspace,
+            command=command,
+            target=node.spec.uses,
+            agent=node.agent,
+            writes=node.writes,
+            approval_required=node.spec.risk is RiskLevel.APPROVAL_REQUIRED,
+        )
+        if "risk" in names and (command is not None or facts.approval_required):
+            results.extend(self._run(["risk"], facts))
+        elif facts.approval_required:
+            results.append(
+                GateResult("risk", Outcome.ASK, "the step declared risk: approval_required")
+            )
+        if "approval" in names:
+            results.append(
+                GateResult("approval", Outcome.ASK, "the step's gates include `approval`")
+            )
+        if cost is not None:
+            results.append(check_budget(cost))
+        return results
+
+    # ---- after ----------------------------------------------------------------------------
+
+    def after_applies(self, node: StepNode, facts: StepFacts) -> bool:
+        """Cheap enough for the event loop: is there anything for an after-gate to read?"""
+        return bool(self._after_names(node, facts))
+
+    def after(self, node: StepNode, facts: StepFacts) -> list[GateResult]:
+        """The after-gates that apply. Called off the event loop: they read files and git."""
+        return self._run(self._after_names(node, facts), facts)
+
+    def _after_names(self, node: StepNode, facts: StepFacts) -> list[str]:
+        names = self.names(node)
+        chosen = []
+        if "secrets" in names and _has_output(facts):
+            chosen.append("secrets")
+        if "quality" in names and (node.agent or node.writes):
+            chosen.append("quality")
+        return chosen
+
+    # ---- records --------------------------------------------------------------------------
+
+    def records(
+        self,
+        run_id: str,
+        node: StepNode,
+        attempt: int,
+        phase: Phase,
+        results: Sequence[GateResult],
+        *,
+        at: float,
+    ) -> list[GateRecord]:
+        return [
+            GateRecord(
+                run_id=run_id,
+                step_id=node.id,
+                attempt=attempt,
+                gate=r.gate,
+                phase=phase.value,
+                outcome=r.outcome.value,
+                reason=r.reason,
+                score=r.score,
+                details=dict(r.details),
+                duration_ms=r.duration_ms,
+                at=at,
+            )
+            for r in results
+        ]
+
+    def take_breaker_changes(self) -> list[breakers.Breaker]:
+        changed, self.changed_breakers = self.changed_breakers, []
+        return changed
+
+    # ---- internals ------------------------------------------------------------------------
+
+    def _run(self, names: Sequence[str], facts: StepFacts) -> list[GateResult]:
+        """Run gates by name, each behind its breaker: an open breaker means `ask` at once."""
+        import time
+
+        results: list[GateResult] = []
+        for name in names:
+            key = f"gate:{name}"
+            state = self.breakers.get(key, breakers.Breaker(key))
+            admission = breakers.admit(state, self.config.breaker, time.time())
+            if not admission.allowed:
+                results.append(
+                    GateResult(name, Outcome.ASK, f"{admission.reason}; a person decides")
+                )
+                continue
+            (result,) = run_gates(
+                [self.gates[name]], facts, budget_s=self.config.gate_time_budget_s
+            )
+            crashed = bool(result.details.get("gate_error"))
+            if crashed:
+                updated = breakers.record_failure(
+                    admission.breaker, self.config.breaker, time.time()
+                )
+            else:
+                updated = breakers.record_success(admission.breaker, self.config.breaker)
+            if updated != state:
+                self.breakers[key] = updated
+                self.changed_breakers.append(updated)
+            results.append(result)
+        return results
+
+
+def _has_output(facts: StepFacts) -> bool:
+    if facts.changed_files or facts.diff:
+        return True
+    for path in (facts.stdout_path, facts.stderr_path):
+        try:
+            if path is not None and path.stat().st_size > 0:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def blocking(results: Sequence[GateResult]) -> Outcome:
+    """The decision for the step: the most severe answer (see gates.base.verdict)."""
+    return verdict(results)
