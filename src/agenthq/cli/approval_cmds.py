@@ -157,8 +157,10 @@ def _decide(
     for a in decided:
         extra = f", budget +${a.extend_usd:.2f}" if a.extend_usd else ""
         print(f"{verb} {a.step_id} of run {a.run_id}{extra}")
+    from agenthq.engine.ownership import owner_alive
+
     run = runner.store.get_run(resolved)
-    if run.owner is None:
+    if run.owner is None or not owner_alive(run.owner, run.heartbeat_at, now):
         print(f"nobody is executing run {resolved}; `agenthq resume {resolved}` continues it")
 
 

@@ -60,6 +60,8 @@ def request(
     scores = [r.score for r in results if r.gate == "risk" and r.score is not None]
     reasons: list[str] = []
     for r in asking:
+        if r.gate == "risk" and "approval_required" in r.reason:
+            reasons.append("the step declared risk: approval_required")
         listed = r.details.get("reasons") if r.gate == "risk" else None
         if listed:
             reasons.extend(str(x) for x in listed)

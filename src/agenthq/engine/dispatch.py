@@ -195,7 +195,10 @@ class Dispatcher:
             fields = {"pid": pid, "pgid": pgid, "proc_start": process_start_ticks(pid)}
             self.updates.append(AttemptUpdate(self.run_id, node.id, attempt, fields))
 
+        before_tree: str | None = None
         try:
+            if self.gating is not None and self.gating.wants_snapshot(node):
+                before_tree = await asyncio.to_thread(self.gating.snapshot, invocation.cwd)
             outcome = await executor.run(invocation, started)
         except asyncio.CancelledError:
             on_finished(
@@ -237,7 +240,9 @@ class Dispatcher:
             )
             if self.gating.after_applies(node, facts):
                 try:
-                    gates = tuple(await asyncio.to_thread(self.gating.after, node, facts))
+                    gates = tuple(
+                        await asyncio.to_thread(self.gating.after, node, facts, before_tree)
+                    )
                 except asyncio.CancelledError:
                     on_finished(
                         Finished(node.id, attempt, Outcome(None, error="cancelled"), cancelled=True)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,9 @@ class GateConfig:
     breaker: breakers.BreakerSettings = field(default_factory=breakers.BreakerSettings)
     approve_on_timeout: bool = False  # may an SLA expiry approve? Only the project may say so.
     gate_time_budget_s: float = 5.0
+    # Python SDK: replace a built-in gate's implementation by name (a stricter risk gate, a
+    # company secrets scanner). Overrides are still run through run_gates, so they fail closed.
+    implementations: Mapping[str, Gate] = field(default_factory=dict)
 
 
 def gate_config_from_tables(tables: Mapping[str, Any], where: str) -> GateConfig:
@@ -158,6 +161,7 @@ class GatePipeline:
             "secrets": SecretsGate(),
             "quality": QualityGate(),
         }
+        self.gates.update(config.implementations)
         self.breakers: dict[str, breakers.Breaker] = dict(gate_breakers or {})
         self.changed_breakers: list[breakers.Breaker] = []
         self._names: dict[str, tuple[str, ...]] = {}
@@ -239,8 +243,28 @@ class GatePipeline:
         """Cheap enough for the event loop: is there anything for an after-gate to read?"""
         return bool(self._after_names(node, facts))
 
-    def after(self, node: StepNode, facts: StepFacts) -> list[GateResult]:
-        """The after-gates that apply. Called off the event loop: they read files and git."""
+    def wants_snapshot(self, node: StepNode) -> bool:
+        """Will an after-gate read this step's code changes? Then snapshot before it runs."""
+        names = self.names(node)
+        return bool(node.agent or node.writes) and ("quality" in names or "secrets" in names)
+
+    def snapshot(self, cwd: Path) -> str | None:
+        """The work tree before the step (off the event loop: git reads the workspace)."""
+        from agenthq.gates.diffs import snapshot_tree
+
+        return snapshot_tree(cwd)
+
+    def after(
+        self, node: StepNode, facts: StepFacts, before_tree: str | None = None
+    ) -> list[GateResult]:
+        """The after-gates that apply. Called off the event loop: they read files and git.
+        With the `before_tree` snapshot, the gates see exactly this step's changes."""
+        if before_tree is not None:
+            from agenthq.gates.diffs import diff_since
+
+            diff = diff_since(facts.workspace, before_tree)
+            if diff is not None:
+                facts = replace(facts, diff=diff)
         return self._run(self._after_names(node, facts), facts)
 
     def _after_names(self, node: StepNode, facts: StepFacts) -> list[str]:

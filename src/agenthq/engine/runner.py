@@ -130,8 +130,9 @@ class Runner:
     def run(self, plan: LoadedPlan | PlanSpec | Plan, **kwargs: Any) -> RunRecord:
         """Start and execute in one call (the Python SDK's entry point)."""
         observer = kwargs.pop("observer", None)
+        options = kwargs.pop("options", None)
         record = self.start(plan, **kwargs)
-        return self.execute(record.id, observer=observer)
+        return self.execute(record.id, observer=observer, options=options)
 
     # ---- executing ------------------------------------------------------------------------
 
@@ -316,7 +317,7 @@ class Runner:
             chosen = [a for a in pending if a.step_id == step_id]
             if not chosen:
                 waiting = ", ".join(sorted({a.step_id for a in pending})) or "none"
-                raise NotFoundError(
+                raise StateError(
                     f"step {step_id!r} of run {run_id} is not waiting for approval "
                     f"(waiting: {waiting})"
                 )

@@ -264,7 +264,8 @@ def _ended(returncode: int, inv: Invocation, logs: _Logs) -> Outcome:
     tail = logs.stderr_tail()
     if tail:
         error = f"{error}: {tail}"
-    return Outcome(FailureClass.EXECUTION, exit_code=returncode, error=inv.mask(error))
+    _, usage = _parse_stdout(logs.new_stdout())  # a failed attempt's spending still counts
+    return Outcome(FailureClass.EXECUTION, exit_code=returncode, error=inv.mask(error), usage=usage)
 
 
 def _infrastructure(inv: Invocation, message: str) -> Outcome:

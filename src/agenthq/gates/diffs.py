@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import tempfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +30,11 @@ __all__ = [
     "ChangeBlock",
     "FileChange",
     "change_blocks",
+    "diff_since",
     "is_git_repo",
     "old_text",
     "parse_diff",
+    "snapshot_tree",
     "split_lines",
     "workspace_diff",
 ]
@@ -316,10 +319,16 @@ def old_text(change: FileChange, new_text: str) -> str | None:
 # --- asking git ----------------------------------------------------------------------------------
 
 
-def _git(workspace: Path, args: Sequence[str], timeout_s: float) -> str | None:
+def _git(
+    workspace: Path,
+    args: Sequence[str],
+    timeout_s: float,
+    extra_env: dict[str, str] | None = None,
+) -> str | None:
     """Run git in `workspace`; its stdout, or None on any failure (missing git, timeout,
     non-zero exit). Optional locks are off so a read never blocks another git process."""
     env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
+    env.update(extra_env or {})
     try:
         done = subprocess.run(
             ["git", *_GIT_CONFIG, *args],
@@ -365,6 +374,30 @@ def workspace_diff(
         return None
     extra = [_new_file_diff(workspace, name) for name in untracked.split("\0") if name]
     return tracked + "".join(extra)
+
+
+def snapshot_tree(workspace: Path, *, timeout_s: float = 10.0) -> str | None:
+    """A git tree object of the whole work tree as it is now — tracked and untracked files,
+    .gitignore respected — built in a private index, so the user's index and HEAD are
+    untouched. Taken before a step runs, it lets `diff_since` show exactly that step's
+    changes, not everything uncommitted in the workspace. None when not a git repo or git
+    fails."""
+    if not is_git_repo(workspace, timeout_s=timeout_s):
+        return None
+    with tempfile.TemporaryDirectory(prefix="agenthq-index-") as scratch:
+        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        if _git(workspace, ["add", "--all", "--", ":/"], timeout_s, env) is None:
+            return None
+        tree = _git(workspace, ["write-tree"], timeout_s, env)
+    return tree.strip() if tree else None
+
+
+def diff_since(workspace: Path, tree: str, *, timeout_s: float = 10.0) -> str | None:
+    """The unified diff from `tree` (a `snapshot_tree`) to the work tree now."""
+    now = snapshot_tree(workspace, timeout_s=timeout_s)
+    if now is None:
+        return None
+    return _git(workspace, ["diff", *_DIFF_FLAGS, tree, now, "--"], timeout_s)
 
 
 def _empty_tree(workspace: Path, timeout_s: float) -> str | None:

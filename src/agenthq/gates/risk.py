@@ -893,6 +893,18 @@ TRUSTED_BIN = re.compile(
 )
 
 
+_DELETERS = frozenset({"rm", "rmdir", "unlink", "shred", "wipe", "srm", "truncate", "mv", "dd"})
+
+
+def _find_exec_deletes(c: _Cmd) -> bool:
+    """`find ~ -exec rm {} +`: find -delete spelt with a deleting command."""
+    return any(
+        _canonical(command_name(c.args[i + 1])) in _DELETERS
+        for i, a in enumerate(c.args[:-1])
+        if a in ("-exec", "-execdir", "-ok", "-okdir")
+    )
+
+
 def _find_exec_read_only(c: _Cmd) -> bool:
     """`find … -exec grep …`: the command run per match only reads."""
     names = [
@@ -1277,6 +1289,9 @@ FILE_RULES: dict[str, tuple[Row, ...]] = {
         Row(50, "find -delete removes every match", arg("-delete")),
         # find ~ -delete, find / -delete
         Row(90, "find -delete over a broad path", all_of(arg("-delete"), _BROAD_DELETE_ROOTS)),
+        # find ~ -type f -exec rm {} +: the same disaster, one rm per match
+        Row(90, "find runs a deleting command over a broad path",
+            all_of(_find_exec_deletes, _BROAD_DELETE_ROOTS)),
         # -exec cmd {} ;: the inner command is judged too; this is the floor
         Row(30, "find runs a command for every match",
             all_of(_EXEC_PRIMARIES, no(_find_exec_read_only))),

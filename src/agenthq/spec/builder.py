@@ -16,8 +16,19 @@ from agenthq.spec.models import PlanSpec
 class Plan:
     """A plan under construction. Each method returns the plan, so calls can chain."""
 
-    def __init__(self, name: str, *, description: str = "") -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        description: str = "",
+        policy: dict[str, Any] | None = None,
+        budgets: dict[str, Any] | None = None,
+    ) -> None:
         self._data: dict[str, Any] = {"name": name, "description": description, "steps": []}
+        if policy is not None:
+            self._data["policy"] = policy
+        if budgets is not None:
+            self._data["budgets"] = budgets
 
     def param(
         self, name: str, *, default: Any = None, required: bool = False, description: str = ""
@@ -30,7 +41,7 @@ class Plan:
         return self
 
     def defaults(self, **fields: Any) -> Plan:
-        """Plan-wide defaults: timeout, retry, env, agent, kill_grace."""
+        """Plan-wide defaults: timeout, retry, env, agent, kill_grace, gates, approval."""
         self._data["defaults"] = {**self._data.get("defaults", {}), **fields}
         return self
 
