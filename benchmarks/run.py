@@ -26,7 +26,15 @@ AGENTHQ = [sys.executable, "-m", "agenthq"]
 WALL_TARGETS = {"W1 fanout-1000": 1.0, "W3 layered-5000": 3.0}
 # W4 must be limited by spawning, not by the engine: its run phase within 1.5x of bare asyncio.
 RATIO_TARGETS = {"W4 shell-300": 1.5}
-FLOORS = {"W1 fanout-1000": "w1", "W3 layered-5000": "w3", "W4 shell-300": "w4"}
+FLOORS = {
+    "W1 fanout-1000": "w1",
+    "W1 gates off": "w1",
+    "W3 layered-5000": "w3",
+    "W4 shell-300": "w4",
+    "W4 gates off": "w4",
+}
+GATE_PAIRS = {"W1 fanout-1000": "W1 gates off", "W4 shell-300": "W4 gates off"}
+GATES_TARGET = 0.05  # the gates add < 5% to W1
 WORKERS = {"W4 shell-300": 8}
 DEFAULT_WORKERS = 200
 
@@ -105,6 +113,15 @@ def main() -> None:
             f"{name:<16} {steps:>5} {wall:>7.3f} {phase:>6.3f} {phase / steps * 1000:>8.3f} "
             f"{floor_wall:>10.3f} {floor_loop:>9.3f} {ratio:>9.2f}  {_verdict(name, wall, ratio)}"
         )
+    by_name = {name: (wall, phase) for name, _, wall, phase in rows}
+    for gated, ungated in GATE_PAIRS.items():
+        if gated in by_name and ungated in by_name:
+            wall_cost = by_name[gated][0] / by_name[ungated][0] - 1
+            run_cost = by_name[gated][1] / by_name[ungated][1] - 1
+            verdict = ""
+            if gated.startswith("W1"):
+                verdict = f"  (target < {GATES_TARGET:.0%}: {'ok' if wall_cost < GATES_TARGET else 'MISS'})"
+            print(f"gates add {wall_cost:+.1%} wall, {run_cost:+.1%} run phase to {gated}{verdict}")
     print(
         "\nwall: whole `agenthq run` process incl. interpreter start, imports and a new store."
         "\nrun: the run's started_at..finished_at as recorded in the store (the engine at work)."

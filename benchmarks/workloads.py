@@ -49,11 +49,23 @@ def w4_shell(count: int = 300) -> dict[str, Any]:
     }
 
 
+def ungated(factory: Any) -> Any:
+    """The same workload with every gate switched off, to measure what the gates cost."""
+
+    def plan() -> dict[str, Any]:
+        data = factory()
+        return {**data, "name": data["name"] + "-ungated", "defaults": {"gates": []}}
+
+    return plan
+
+
 WORKLOADS = {
     "W1 fanout-1000": (w1_fanout, 1002),
+    "W1 gates off": (ungated(w1_fanout), 1002),
     "W2 chain-300": (w2_chain, 300),
     "W3 layered-5000": (w3_layered, 5000),
     "W4 shell-300": (w4_shell, 300),
+    "W4 gates off": (ungated(w4_shell), 300),
 }
 
 

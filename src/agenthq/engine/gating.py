@@ -140,28 +140,21 @@ class GatePipeline:
         home: Path | None = None,
         gate_breakers: Mapping[str, breakers.Breaker] | None = None,
     ) -> None:
-        from agenthq.gates.quality_gate import QualityGate
-        from agenthq.gates.risk_gate import RiskGate
-        from agenthq.gates.secrets_gate import SecretsGate
-
         self.config = config
         self.graph = graph
         self.workspace = workspace
         plan_policy = graph.spec.policy
-        policy = Policy(
+        self.policy = Policy(
             allow=(*config.policy.allow, *plan_policy.allow),
             ask=(*config.policy.ask, *plan_policy.ask),
             deny=(*config.policy.deny, *plan_policy.deny),
             auto_max=config.policy.auto_max,
             refuse_min=config.policy.refuse_min,
         )
-        user_home = home if home is not None else Path(os.path.expanduser("~"))
-        self.gates: dict[str, Gate] = {
-            "risk": RiskGate(policy, workspace=workspace, home=user_home),
-            "secrets": SecretsGate(),
-            "quality": QualityGate(),
-        }
-        self.gates.update(config.implementations)
+        self.user_home = home if home is not None else Path(os.path.expanduser("~"))
+        # Built on first use: the risk, secrets and quality gates import parsers and
+        # detect-secrets (a tenth of a second), which a run of Python steps never needs.
+        self.gates: dict[str, Gate] = dict(config.implementations)
         self.breakers: dict[str, breakers.Breaker] = dict(gate_breakers or {})
         self.changed_breakers: list[breakers.Breaker] = []
         self._names: dict[str, tuple[str, ...]] = {}
@@ -305,6 +298,12 @@ class GatePipeline:
             for r in results
         ]
 
+    def _gate(self, name: str) -> Gate:
+        gate = self.gates.get(name)
+        if gate is None:
+            gate = self.gates[name] = _build_gate(self, name)
+        return gate
+
     def take_breaker_changes(self) -> list[breakers.Breaker]:
         changed, self.changed_breakers = self.changed_breakers, []
         return changed
@@ -326,7 +325,7 @@ class GatePipeline:
                 )
                 continue
             (result,) = run_gates(
-                [self.gates[name]], facts, budget_s=self.config.gate_time_budget_s
+                [self._gate(name)], facts, budget_s=self.config.gate_time_budget_s
             )
             crashed = bool(result.details.get("gate_error"))
             if crashed:
@@ -340,6 +339,22 @@ class GatePipeline:
                 self.changed_breakers.append(updated)
             results.append(result)
         return results
+
+
+def _build_gate(pipeline: GatePipeline, name: str) -> Gate:
+    if name == "risk":
+        from agenthq.gates.risk_gate import RiskGate
+
+        return RiskGate(pipeline.policy, workspace=pipeline.workspace, home=pipeline.user_home)
+    if name == "secrets":
+        from agenthq.gates.secrets_gate import SecretsGate
+
+        return SecretsGate()
+    if name == "quality":
+        from agenthq.gates.quality_gate import QualityGate
+
+        return QualityGate()
+    raise KeyError(name)
 
 
 def _has_output(facts: StepFacts) -> bool:

@@ -28,10 +28,13 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 from agenthq.errors import ConfigError
-from agenthq.gates.risk import RiskAssessment, Verdict, verdict_for
-from agenthq.gates.shell_syntax import PRIVILEGE_WRAPPERS, SimpleCommand, command_name
+
+if TYPE_CHECKING:  # the parser and scorer load on first decision, not with the settings
+    from agenthq.gates.risk import RiskAssessment, Verdict
+    from agenthq.gates.shell_syntax import SimpleCommand
 
 __all__ = ["Policy", "PolicyDecision", "decide", "pattern_matches"]
 
@@ -171,6 +174,8 @@ def _must_be_allowed(command: SimpleCommand) -> bool:
     if not command.words:
         return bool(command.redirects)
     dynamic = bool(command.flags & {"dynamic-code", "dynamic-name"})
+    from agenthq.gates.shell_syntax import PRIVILEGE_WRAPPERS, command_name
+
     privileged = command_name(command.words[0]) in PRIVILEGE_WRAPPERS
     return dynamic or privileged or not command.wraps
 
@@ -197,6 +202,8 @@ def decide(policy: Policy, assessment: RiskAssessment) -> PolicyDecision:
     denied = _first_match(policy.deny, assessment.commands, skipping=True)
     if denied is not None:
         return PolicyDecision("refuse", f"matches deny rule {denied!r}; {why}", denied)
+    from agenthq.gates.risk import verdict_for
+
     base = verdict_for(score, auto_max=policy.auto_max, refuse_min=policy.refuse_min)
     if base == "refuse":
         return PolicyDecision("refuse", f"risk {score}: {why}")
