@@ -774,3 +774,34 @@ def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path: Path) ->
         ]
         assert db.execute("SELECT seq, hash FROM chain_head").fetchall() == [(0, GENESIS)]
     db.close()
+
+
+def test_a_revision_0001_database_with_runs_is_upgraded_in_place(tmp_path: Path) -> None:
+    """Users upgrading agenthq keep their runs: 0001 → head adds the gate tables and the
+    attempts' cost columns without touching what is there."""
+    from alembic import command
+    from sqlalchemy import create_engine
+
+    from agenthq.store import migrations
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            settings = migrations.config()
+            settings.attributes["connection"] = conn
+            command.upgrade(settings, "0001")
+    finally:
+        engine.dispose()
+    with sqlite3.connect(tmp_path / "old.db") as db:
+        db.execute(
+            "INSERT INTO runs (id, plan, state, created_at, params, spec, workspace, max_workers,"
+            " cancel_requested) VALUES ('r1', 'p', 'succeeded', 1.0, '{}', '{}', '/w', 1, 0)"
+        )
+    db.close()
+    with open_store(url) as upgraded:
+        (run,) = upgraded.list_runs()
+        assert run.id == "r1"
+        assert upgraded.list_approvals() == []
+        assert upgraded.list_agents() == []
+    assert _schema_differences(url) == []
