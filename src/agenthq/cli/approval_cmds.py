@@ -10,14 +10,12 @@ from __future__ import annotations
 import getpass
 import socket
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
 import typer
 
 from agenthq.cli import common
-
-if TYPE_CHECKING:
-    from agenthq.store.api import AgentRecord, ApprovalRecord
+from agenthq.events.serialize import agent_json, approval_json
 
 agents_app = typer.Typer(
     help="Agents the gates act on: list them, release a quarantined one.",
@@ -204,44 +202,6 @@ def default_identity() -> str:
     except (KeyError, OSError):
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
-
-
-def approval_json(a: ApprovalRecord, now: float) -> dict[str, Any]:
-    return {
-        "id": a.id,
-        "run_id": a.run_id,
-        "step_id": a.step_id,
-        "attempt": a.attempt,
-        "kind": a.kind.value,
-        "state": a.state.value,
-        "command": a.command,
-        "score": a.score,
-        "reasons": list(a.reasons),
-        "requested_at": a.requested_at,
-        "waited_s": round(now - a.requested_at, 3),
-        "expires_at": a.expires_at,
-        "on_timeout": a.on_timeout,
-        "escalated_to": a.escalate_to if a.escalated else None,
-        "decided_by": a.decided_by,
-        "decided_at": a.decided_at,
-        "note": a.note,
-        "extend_usd": a.extend_usd,
-        "request": dict(a.request),
-    }
-
-
-def agent_json(a: AgentRecord, breaker: Any) -> dict[str, Any]:
-    return {
-        "name": a.name,
-        "state": a.state.value,
-        "reason": a.reason,
-        "run_id": a.run_id,
-        "step_id": a.step_id,
-        "since": a.since,
-        "changed_by": a.changed_by,
-        "note": a.note,
-        "breaker": None if breaker is None else {"state": breaker.state, "trips": breaker.trips},
-    }
 
 
 def _age(seconds: float) -> str:

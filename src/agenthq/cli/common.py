@@ -7,11 +7,16 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 from agenthq.config import Settings, load_settings
+from agenthq.events import serialize
 from agenthq.states import RunState
-from agenthq.store.api import RunRecord, StepRecord, Store
+from agenthq.store.api import Store
 
 if TYPE_CHECKING:
     from agenthq.engine.gating import GateConfig
+
+# The JSON shapes are shared with the HTTP API (events/serialize.py).
+run_json = serialize.run_json
+step_json = serialize.step_json
 
 RUN_EXIT_CODES = {
     RunState.SUCCEEDED: 0,
@@ -42,30 +47,3 @@ def store(config: Settings | None = None) -> Store:
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, sort_keys=False, default=str)
     sys.stdout.write("\n")
-
-
-def run_json(run: RunRecord) -> dict[str, Any]:
-    return {
-        "id": run.id,
-        "plan": run.plan,
-        "state": run.state.value,
-        "created_at": run.created_at,
-        "started_at": run.started_at,
-        "finished_at": run.finished_at,
-        "params": dict(run.params),
-        "workspace": run.workspace,
-        "step_counts": dict(run.step_counts),
-    }
-
-
-def step_json(step: StepRecord) -> dict[str, Any]:
-    return {
-        "id": step.step_id,
-        "state": step.state.value,
-        "attempts": step.attempts,
-        "failure_class": step.failure_class.value if step.failure_class else None,
-        "outputs": dict(step.outputs),
-        "reason": step.reason,
-        "started_at": step.started_at,
-        "finished_at": step.finished_at,
-    }

@@ -48,10 +48,11 @@ def exit_code_for(error: AgentHQError) -> int:
 
 
 def _register() -> None:
-    from agenthq.cli import approval_cmds, inspect_cmds, risk_cmd, run_cmds, secrets_cmd
+    from agenthq.cli import approval_cmds, inspect_cmds, risk_cmd, run_cmds, secrets_cmd, serve_cmd
 
     run_cmds.register(app)
     approval_cmds.register(app)
+    serve_cmd.register(app)
     risk_cmd.register(app)
     secrets_cmd.register(app)
     inspect_cmds.register(app, audit_app)

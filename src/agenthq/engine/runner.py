@@ -124,6 +124,7 @@ class Runner:
                 max_workers=workers,
                 created_at=now,
                 step_ids=list(graph.nodes),
+                step_agents={k: n.agent for k, n in graph.nodes.items() if n.agent},
             )
         )
 
@@ -191,6 +192,10 @@ class Runner:
         if run.owner and run.owner != self.owner and owner_alive(run.owner, run.heartbeat_at, now):
             raise RunBusyError(f"run {run.id} is being executed by process {run.owner}")
         self.store.claim_run(run.id, self.owner, steal_from=run.owner)
+
+    def graph_of(self, run_id: str) -> PlanGraph:
+        """The compiled plan of a stored run (for drawing it)."""
+        return self._graph(self.store.get_run(run_id))
 
     def _graph(self, run: RunRecord) -> PlanGraph:
         spec = PlanSpec.model_validate(run.spec)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import heapq
 import random
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class SchedulerOptions:
     rng: random.Random = field(default_factory=random.Random)
     # Return (state awaiting_approval) when nothing but a person's decision is left to wait for.
     no_wait: bool = False
+    on_tick: Callable[[float], None] | None = None  # seconds each tick took (server metrics)
 
 
 @dataclass
@@ -163,6 +165,7 @@ class Scheduler:
         next_poll = next_heartbeat = now
         while True:
             now = self.clock()
+            tick_started = time.perf_counter()
             self.batch.at = now
             self._collect()
             if now >= next_poll:
@@ -191,6 +194,8 @@ class Scheduler:
                 if self.options.no_wait:
                     final = RunState.AWAITING_APPROVAL
             self._commit()
+            if self.options.on_tick is not None:
+                self.options.on_tick(time.perf_counter() - tick_started)
             if final is not None:
                 return final
             self.dispatcher.start_pending(self.tasks, self._on_finished)

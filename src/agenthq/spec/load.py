@@ -50,8 +50,14 @@ class LoadedPlan:
 
 def load_plan(path: str | Path) -> LoadedPlan:
     """Read, parse and validate one plan file; PlanError/InputError for anything wrong."""
-    file = str(path)
-    text = _read_text(Path(path))
+    loaded = load_plan_text(_read_text(Path(path)), name=str(path))
+    return LoadedPlan(loaded.spec, loaded.source, Path(path))
+
+
+def load_plan_text(text: str, *, name: str = "<plan>") -> LoadedPlan:
+    """Parse and validate plan YAML given as text (the API's request bodies); `name` stands
+    for the file in messages."""
+    file = name
     root = _compose(text, file)
     if root is None:
         raise PlanError([Problem("the plan file is empty", file, hint="start with `name:`")])
@@ -74,7 +80,7 @@ def load_plan(path: str | Path) -> LoadedPlan:
         data = _Converter(source).convert(root, ())
     except RecursionError:
         raise PlanError([_too_deep(file)]) from None
-    return LoadedPlan(spec_from_data(data, file=file, source=source), source, Path(path))
+    return LoadedPlan(spec_from_data(data, file=file, source=source), source, None)
 
 
 def _read_text(path: Path) -> str:

@@ -110,6 +110,7 @@ class NewRun:
     max_workers: int
     created_at: float
     step_ids: Sequence[str]  # every step instance, created `pending`
+    step_agents: Mapping[str, str] = field(default_factory=dict)  # step → agent, where named
 
 
 @dataclass(frozen=True)
@@ -311,6 +312,17 @@ class BreakerRecord:
     updated_at: float
 
 
+@dataclass(frozen=True)
+class StoreStats:
+    steps: Sequence[tuple[str, str | None, int]]  # (state, agent, count)
+    runs: Sequence[tuple[str, int]]  # (state, count)
+    approvals_waiting: Sequence[float]  # requested_at of each pending approval
+    gate_outcomes: Sequence[tuple[str, str, int]]  # (gate, outcome, count)
+    breakers: Sequence[tuple[str, str]]  # (key, state)
+    attempt_durations: Sequence[float]  # seconds, the most recent finished attempts
+    events: int  # the last event's seq
+
+
 @dataclass
 class Batch:
     """One transaction's worth of changes, in the order they happened."""
@@ -435,6 +447,10 @@ class Store(Protocol):
 
     def run_spending(self, run_id: str) -> dict[str, float]:
         """Dollars reported per step of the run."""
+        ...
+
+    def stats(self) -> StoreStats:
+        """Counts for metrics and the dashboard, in a few grouped queries."""
         ...
 
     def close(self) -> None: ...

@@ -25,6 +25,7 @@ from agenthq.store.api import (
     Batch,
     BreakerRecord,
     GateRecord,
+    StoreStats,
 )
 from agenthq.store.chain import canonical_json
 from agenthq.store.tables import agents, approvals, attempts, breakers, gate_results
@@ -273,6 +274,41 @@ def breaker_records(conn: Connection) -> dict[str, BreakerRecord]:
         )
         for r in rows
     }
+
+
+def stats(conn: Connection) -> StoreStats:
+    """Grouped counts for /metrics and the dashboard's overview."""
+    from agenthq.store.tables import chain_head, runs, steps
+
+    step_rows = conn.execute(
+        select(steps.c.state, steps.c.agent, func.count()).group_by(steps.c.state, steps.c.agent)
+    ).all()
+    run_rows = conn.execute(select(runs.c.state, func.count()).group_by(runs.c.state)).all()
+    waiting = conn.execute(
+        select(approvals.c.requested_at).where(approvals.c.state == ApprovalState.PENDING.value)
+    ).scalars()
+    outcomes = conn.execute(
+        select(gate_results.c.gate, gate_results.c.outcome, func.count()).group_by(
+            gate_results.c.gate, gate_results.c.outcome
+        )
+    ).all()
+    breaker_rows = conn.execute(select(breakers.c.key, breakers.c.state)).all()
+    durations = conn.execute(
+        select(attempts.c.finished_at - attempts.c.started_at)
+        .where(attempts.c.finished_at.is_not(None))
+        .order_by(attempts.c.finished_at.desc())
+        .limit(10_000)
+    ).scalars()
+    head = conn.execute(select(chain_head.c.seq)).scalar()
+    return StoreStats(
+        steps=[(str(s), a, int(n)) for s, a, n in step_rows],
+        runs=[(str(s), int(n)) for s, n in run_rows],
+        approvals_waiting=[float(t) for t in waiting],
+        gate_outcomes=[(str(g), str(o), int(n)) for g, o, n in outcomes],
+        breakers=[(str(k), str(v)) for k, v in breaker_rows],
+        attempt_durations=[max(0.0, float(d)) for d in durations if d is not None],
+        events=int(head or 0),
+    )
 
 
 def spent_since(conn: Connection, since: float) -> float:

@@ -65,6 +65,7 @@ from agenthq.store.api import (
     RunRecord,
     StepChange,
     StepRecord,
+    StoreStats,
 )
 from agenthq.store.chain import canonical_json, link_hash, stored_time, time_json
 from agenthq.store.tables import CHAIN_HEAD_ID, attempts, chain_head, events, runs, steps
@@ -193,6 +194,7 @@ class SqlStore:
                 "outputs": "{}",
                 "retries_used": "{}",
                 "updated_at": at,
+                "agent": run.step_agents.get(step_id),
             }
             for position, step_id in enumerate(run.step_ids)
         ]
@@ -390,6 +392,10 @@ class SqlStore:
             record, event = governance.release(conn, name, by=by, note=note, at=at)
             self._append_events(conn, [_note_draft(event)], at)
         return record
+
+    def stats(self) -> StoreStats:
+        with self._reading() as conn:
+            return governance.stats(conn)
 
     def get_breakers(self) -> dict[str, BreakerRecord]:
         with self._reading() as conn:

@@ -63,6 +63,7 @@ steps = Table(
     Column("started_at", Float),
     Column("finished_at", Float),
     Column("updated_at", Float, nullable=False),
+    Column("agent", String()),  # the agent named by the plan, if any (revision 0003)
     PrimaryKeyConstraint("run_id", "step_id", name="pk_steps"),
     ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_steps_run_id"),
     Index("ix_steps_run_id_position", "run_id", "position"),

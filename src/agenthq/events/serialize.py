@@ -1,0 +1,130 @@
+"""The JSON shapes of records, shared by the CLI's `--json` and the HTTP API.
+
+One definition per record, so `agenthq status --json` and `GET /api/runs/{id}` can never
+drift apart: both are stable interfaces (docs/cli.md, /openapi.json).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from agenthq.store.api import (
+    AgentRecord,
+    ApprovalRecord,
+    AttemptRecord,
+    BreakerRecord,
+    EventRecord,
+    GateRecord,
+    RunRecord,
+    StepRecord,
+)
+
+
+def run_json(run: RunRecord) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "plan": run.plan,
+        "state": run.state.value,
+        "created_at": run.created_at,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "params": dict(run.params),
+        "workspace": run.workspace,
+        "step_counts": dict(run.step_counts),
+    }
+
+
+def step_json(step: StepRecord) -> dict[str, Any]:
+    return {
+        "id": step.step_id,
+        "state": step.state.value,
+        "attempts": step.attempts,
+        "failure_class": step.failure_class.value if step.failure_class else None,
+        "outputs": dict(step.outputs),
+        "reason": step.reason,
+        "started_at": step.started_at,
+        "finished_at": step.finished_at,
+    }
+
+
+def attempt_json(attempt: AttemptRecord) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "state": attempt.state,
+        "started_at": attempt.started_at,
+        "finished_at": attempt.finished_at,
+        "exit_code": attempt.exit_code,
+        "failure_class": attempt.failure_class.value if attempt.failure_class else None,
+        "error": attempt.error,
+        "cost_usd": attempt.cost_usd,
+        "usage": dict(attempt.usage),
+    }
+
+
+def gate_json(record: GateRecord) -> dict[str, Any]:
+    return {
+        "gate": record.gate,
+        "attempt": record.attempt,
+        "phase": record.phase,
+        "outcome": record.outcome,
+        "reason": record.reason,
+        "score": record.score,
+        "details": dict(record.details),
+        "duration_ms": record.duration_ms,
+        "at": record.at,
+    }
+
+
+def event_json(event: EventRecord) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "run_id": event.run_id,
+        "step_id": event.step_id,
+        "attempt": event.attempt,
+        "kind": event.kind,
+        "from": event.from_state,
+        "to": event.to_state,
+        "at": event.at,
+        "details": dict(event.details),
+        "hash": event.hash,
+    }
+
+
+def approval_json(approval: ApprovalRecord, now: float | None = None) -> dict[str, Any]:
+    now = time.time() if now is None else now
+    return {
+        "id": approval.id,
+        "run_id": approval.run_id,
+        "step_id": approval.step_id,
+        "attempt": approval.attempt,
+        "kind": approval.kind.value,
+        "state": approval.state.value,
+        "command": approval.command,
+        "score": approval.score,
+        "reasons": list(approval.reasons),
+        "requested_at": approval.requested_at,
+        "waited_s": round(now - approval.requested_at, 3),
+        "expires_at": approval.expires_at,
+        "on_timeout": approval.on_timeout,
+        "escalated_to": approval.escalate_to if approval.escalated else None,
+        "decided_by": approval.decided_by,
+        "decided_at": approval.decided_at,
+        "note": approval.note,
+        "extend_usd": approval.extend_usd,
+        "request": dict(approval.request),
+    }
+
+
+def agent_json(agent: AgentRecord, breaker: BreakerRecord | None) -> dict[str, Any]:
+    return {
+        "name": agent.name,
+        "state": agent.state.value,
+        "reason": agent.reason,
+        "run_id": agent.run_id,
+        "step_id": agent.step_id,
+        "since": agent.since,
+        "changed_by": agent.changed_by,
+        "note": agent.note,
+        "breaker": None if breaker is None else {"state": breaker.state, "trips": breaker.trips},
+    }

@@ -1,0 +1,274 @@
+"""create_app: the FastAPI application, its guards, and the one error → HTTP table.
+
+Guards, outermost first: a request body limit (413 before anything is parsed), security
+headers, the token check (every path but /healthz, /login, /static and signed approval links),
+and a per-client rate limit on mutating requests (429 with Retry-After). Errors are JSON
+`{"error": {"code": …, "message": …}}` with a stable code; no traceback ever leaves the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agenthq.engine.runner import Runner
+from agenthq.errors import (
+    AgentHQError,
+    InputError,
+    NotFoundError,
+    RunBusyError,
+    StateError,
+    StoreError,
+)
+from agenthq.events.metrics import Metrics
+from agenthq.server import auth
+from agenthq.server.feed import EventHub, cancel_quietly
+from agenthq.server.host import RunHost
+from agenthq.store.api import Store
+
+MAX_BODY_BYTES = 1024 * 1024
+OPEN_PATHS = ("/healthz", "/login", "/static/", "/approval-link/", "/favicon.ico")
+
+# Most specific first: the first matching class decides.
+ERROR_STATUS: tuple[tuple[type[AgentHQError], int, str], ...] = (
+    (NotFoundError, 404, "not_found"),
+    (RunBusyError, 409, "run_busy"),
+    (StateError, 409, "conflict"),
+    (InputError, 422, "invalid_input"),
+    (StoreError, 503, "store_unavailable"),
+    (AgentHQError, 500, "error"),
+)
+
+
+@dataclass
+class RateLimiter:
+    """A token bucket per client: `burst` requests at once, `per_second` after that."""
+
+    burst: float = 30.0
+    per_second: float = 10.0
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def allow(self, client: str, now: float) -> float:
+        """0 when allowed, else the seconds to wait."""
+        tokens, last = self.buckets.get(client, (self.burst, now))
+        tokens = min(self.burst, tokens + (now - last) * self.per_second)
+        if tokens >= 1.0:
+            self.buckets[client] = (tokens - 1.0, now)
+            return 0.0
+        self.buckets[client] = (tokens, now)
+        return (1.0 - tokens) / self.per_second
+
+
+@dataclass
+class ServerContext:
+    """Everything the routes use; built by `agenthq serve` (and by tests, the same way)."""
+
+    store: Store
+    runner: Runner
+    home: Path
+    workspace: Path
+    token: str
+    link_key: str
+    host: RunHost
+    hub: EventHub
+    metrics: Metrics
+    base_url: str = "http://127.0.0.1:8765"
+    limiter: RateLimiter = field(default_factory=RateLimiter)
+    max_body_bytes: int = MAX_BODY_BYTES
+    run_host: bool = True  # False: API only, runs are executed elsewhere
+
+
+def create_app(ctx: ServerContext) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tasks = [asyncio.create_task(ctx.hub.run(), name="event-hub")]
+        if ctx.run_host:
+            ctx.host.adopt_orphans()
+            tasks.append(asyncio.create_task(ctx.host.run(), name="run-host"))
+        try:
+            yield
+        finally:
+            await ctx.host.stop()
+            for task in tasks:
+                await cancel_quietly(task)
+
+    app = FastAPI(
+        title="agenthq",
+        summary="Mission control for autonomous agents",
+        version="0.1.0",
+        lifespan=lifespan,
+        docs_url="/api/docs",
+        redoc_url=None,
+    )
+    app.state.ctx = ctx
+    _install_errors(app)
+    _install_guards(app, ctx)
+
+    from agenthq.server.routes import api, dashboard, stream
+
+    app.include_router(api.router)
+    app.include_router(stream.router)
+    app.include_router(dashboard.router)
+    app.mount("/static", dashboard.static_files(), name="static")
+    app.router.redirect_slashes = False
+    return app
+
+
+def _install_errors(app: FastAPI) -> None:
+    @app.exception_handler(AgentHQError)
+    async def domain_error(request: Request, exc: AgentHQError) -> JSONResponse:
+        for cls, status, code in ERROR_STATUS:
+            if isinstance(exc, cls):
+                return error_response(status, code, str(exc))
+        return error_response(
+            500, "error", str(exc)
+        )  # pragma: no cover - the table ends in the root
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            f"{'.'.join(str(p) for p in e.get('loc', ()) if p != 'body')}: {e.get('msg')}"
+            for e in exc.errors()
+        ]
+        return error_response(422, "invalid_request", "; ".join(problems) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, "http_error"
+        )
+        return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        import logging
+
+        logging.getLogger("agenthq.server").exception("unexpected error on %s", request.url.path)
+        return error_response(500, "internal", "internal error; the server log has the details")
+
+
+def error_response(
+    status: int, code: str, message: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def _install_guards(app: FastAPI, ctx: ServerContext) -> None:
+    @app.middleware("http")
+    async def guard(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        if not path.startswith(OPEN_PATHS) and not authorised(request, ctx.token):
+            if path.startswith(("/api/", "/metrics", "/ws")) or path == "/openapi.json":
+                return error_response(
+                    401,
+                    "unauthorized",
+                    "send the token from AGENTHQ_HOME/token as `Authorization: Bearer …`",
+                    {"WWW-Authenticate": "Bearer"},
+                )
+            return RedirectResponse(f"/login?next={path}", status_code=303)
+        if request.method in ("POST", "PUT", "PATCH", "DELETE"):
+            client = request.client.host if request.client else "unknown"
+            wait = ctx.limiter.allow(client, time.monotonic())
+            if wait > 0:
+                return error_response(
+                    429,
+                    "rate_limited",
+                    f"too many changes from {client}; try again in {wait:.1f}s",
+                    {"Retry-After": str(max(1, round(wait)))},
+                )
+        response = await call_next(request)
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+            "connect-src 'self'; frame-ancestors 'none'; form-action 'self'",
+        )
+        return response
+
+    app.add_middleware(BodyLimit, limit=ctx.max_body_bytes)
+
+
+def authorised(request: Request, token: str) -> bool:
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        return auth.same_secret(header[7:].strip(), token)
+    return auth.same_secret(request.cookies.get(auth.COOKIE), token)
+
+
+class BodyLimit:
+    """Refuse request bodies over `limit` bytes — by Content-Length up front, and by counting
+    for chunked uploads — before any handler parses them."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or {}).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            await _too_large(self.limit, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.limit:
+                    raise _BodyTooLargeError
+            return message
+
+        try:
+            await self.app(scope, counted, send)
+        except _BodyTooLargeError:
+            await _too_large(self.limit, send)
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _too_large(limit: int, send: Send) -> None:
+    body = (
+        b'{"error":{"code":"body_too_large","message":"request bodies are limited to '
+        + str(limit).encode()
+        + b' bytes"}}'
+    )
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def context(request: Request) -> ServerContext:
+    ctx: ServerContext = request.app.state.ctx
+    return ctx
+
+
+def json_error(status: int, code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}

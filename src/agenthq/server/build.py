@@ -1,0 +1,48 @@
+"""Assemble the server from settings: store, runner, host, hub, metrics, secrets."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from fastapi import FastAPI
+
+from agenthq.config import Settings
+from agenthq.engine.gating import GateConfig, gate_config_from_tables
+from agenthq.engine.runner import Runner
+from agenthq.engine.scheduler import SchedulerOptions
+from agenthq.events.metrics import Metrics
+from agenthq.server import auth
+from agenthq.server.app import ServerContext, create_app
+from agenthq.server.feed import EventHub
+from agenthq.server.host import RunHost
+from agenthq.store import open_store
+
+
+def build_app(
+    settings: Settings, *, run_host: bool = True, gates: GateConfig | None = None
+) -> tuple[FastAPI, ServerContext]:
+    store = open_store(settings.db_url)
+    token = auth.load_or_create_secret(settings.home, auth.TOKEN_FILE)
+    link_key = auth.load_or_create_secret(settings.home, auth.LINK_KEY_FILE)
+    hub = EventHub(store)
+    metrics = Metrics(store, hub.rate)
+    gate_config = gates or gate_config_from_tables(settings.tables, str(settings.config_file))
+    runner = Runner(
+        store,
+        home=settings.home,
+        gates=gate_config,
+        scheduler_options=replace(SchedulerOptions(), on_tick=metrics.tick_seconds.observe),
+    )
+    ctx = ServerContext(
+        store=store,
+        runner=runner,
+        home=settings.home,
+        workspace=settings.project_dir,
+        token=token,
+        link_key=link_key,
+        host=RunHost(runner),
+        hub=hub,
+        metrics=metrics,
+        run_host=run_host,
+    )
+    return create_app(ctx), ctx

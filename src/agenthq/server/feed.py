@@ -1,0 +1,118 @@
+"""Live events for many clients from one reader of the event table.
+
+The hub tails the store (`read_events(after_seq=…)`) and fans each new event out to every
+subscriber's queue. A client first subscribes, then reads its backlog from the store, then
+takes live events from its queue, skipping any seq it already sent: subscribing before the
+backlog read means nothing committed in between is missed, and the seq check means nothing is
+sent twice. Events are committed in seq order (writers serialise on the chain head), so a
+reader that has seen seq N has seen everything before it.
+
+A client that falls too far behind is dropped rather than silently skipped: its stream ends
+and it reconnects with Last-Event-ID, reading what it missed from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from agenthq.store.api import EventRecord, Store
+
+PAGE = 1000
+QUEUE_LIMIT = 10_000
+
+
+class LaggingError(Exception):
+    """The subscriber's queue overflowed; it must reconnect and catch up from the store."""
+
+
+@dataclass(eq=False)
+class Subscription:
+    run_id: str | None
+    queue: asyncio.Queue[EventRecord] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    lagging: bool = False
+
+
+class EventHub:
+    def __init__(self, store: Store, *, poll_interval: float = 0.05) -> None:
+        self.store = store
+        self.poll_interval = poll_interval
+        self.last_seq = 0
+        self.delivered = 0  # events handed to subscribers, for /metrics
+        self.seen = 0  # events read from the store
+        self.subscribers: set[Subscription] = set()
+        self._started = time.monotonic()
+
+    async def run(self) -> None:
+        """Tail the event table until cancelled."""
+        self.last_seq = self.store.stats().events  # clients read older events themselves
+        while True:
+            page = self.store.read_events(after_seq=self.last_seq, limit=PAGE)
+            for event in page:
+                self._publish(event)
+            if len(page) < PAGE:
+                await asyncio.sleep(self.poll_interval)
+            else:
+                await asyncio.sleep(0)
+
+    def subscribe(self, run_id: str | None) -> Subscription:
+        sub = Subscription(run_id)
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        self.subscribers.discard(sub)
+
+    async def stream(
+        self, run_id: str | None, after_seq: int, *, heartbeat: float = 15.0
+    ) -> AsyncIterator[EventRecord | None]:
+        """Backlog then live events after `after_seq`; None now and then as a heartbeat."""
+        sub = self.subscribe(run_id)
+        try:
+            last = after_seq
+            while True:
+                page = self.store.read_events(after_seq=last, run_id=run_id, limit=PAGE)
+                for event in page:
+                    last = event.seq
+                    yield event
+                if len(page) < PAGE:
+                    break
+            while True:
+                if sub.lagging:
+                    raise LaggingError
+                try:
+                    event = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat)
+                except TimeoutError:
+                    yield None
+                    continue
+                if event.seq <= last:
+                    continue
+                last = event.seq
+                yield event
+        finally:
+            self.unsubscribe(sub)
+
+    def rate(self) -> float:
+        """Events per second read since the hub started."""
+        return self.seen / max(1e-9, time.monotonic() - self._started)
+
+    def _publish(self, event: EventRecord) -> None:
+        self.last_seq = max(self.last_seq, event.seq)
+        self.seen += 1
+        for sub in list(self.subscribers):
+            if sub.run_id is not None and event.run_id != sub.run_id:
+                continue
+            try:
+                sub.queue.put_nowait(event)
+                self.delivered += 1
+            except asyncio.QueueFull:
+                sub.lagging = True
+
+
+async def cancel_quietly(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task

@@ -1,0 +1,362 @@
+"""`/api/…`: plans, runs, steps, logs, approvals, agents and events, as JSON.
+
+Every body is a pydantic model (unknown fields refused, sizes bounded); every answer uses the
+shapes in events/serialize.py, the same as the CLI's `--json`. Plans given by path must lie
+inside the server's workspace; log files are read only from inside the agenthq home.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import PlainTextResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from agenthq.errors import InputError, NotFoundError
+from agenthq.events import serialize
+from agenthq.server.app import ServerContext, context
+from agenthq.states import RunState
+
+router = APIRouter(prefix="/api", tags=["api"])
+Ctx = Annotated[ServerContext, Depends(context)]
+MAX_PAGE = 200
+MAX_LOG_BYTES = 1024 * 1024
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PlanInput(Strict):
+    """A plan as YAML text, or the path of a plan file inside the workspace."""
+
+    plan: str | None = Field(default=None, max_length=512 * 1024)
+    path: str | None = Field(default=None, max_length=4096)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PlanInput:
+        if (self.plan is None) == (self.path is None):
+            raise ValueError("give exactly one of `plan` (YAML text) or `path` (a plan file)")
+        return self
+
+
+class StartRun(PlanInput):
+    max_workers: int | None = Field(default=None, ge=1, le=10_000)
+
+
+class Decision(Strict):
+    note: str | None = Field(default=None, max_length=2000)
+    by: str | None = Field(default=None, max_length=200)
+    extend_usd: float | None = Field(default=None, gt=0, le=1_000_000)
+
+
+class Release(Strict):
+    note: str | None = Field(default=None, max_length=2000)
+    by: str | None = Field(default=None, max_length=200)
+
+
+# ---- health -------------------------------------------------------------------------------
+
+
+@router.get("/health", include_in_schema=False)
+def api_health(ctx: Ctx) -> dict[str, Any]:
+    return {"ok": True, "events": ctx.hub.last_seq}
+
+
+# ---- plans and runs -----------------------------------------------------------------------
+
+
+@router.post("/plans/validate")
+def validate_plan(body: PlanInput, ctx: Ctx) -> dict[str, Any]:
+    """Check a plan; 422 with every problem (file:line) when it is invalid."""
+    from agenthq.graph import compile_plan
+    from agenthq.spec.params import resolve_params
+
+    loaded, plan_dir = _load(body, ctx)
+    values = resolve_params(loaded.spec, body.params, allow_missing=True)
+    graph = compile_plan(loaded.spec, params=values, source=loaded.source, plan_dir=plan_dir)
+    return {"valid": True, "plan": loaded.spec.name, "steps": len(graph.nodes)}
+
+
+@router.post("/runs", status_code=201)
+def start_run(body: StartRun, ctx: Ctx) -> dict[str, Any]:
+    """Start a run; the server executes it (it is queued for the run host)."""
+    loaded, _ = _load(body, ctx)
+    record = ctx.runner.start(
+        loaded, params=body.params, workspace=ctx.workspace, max_workers=body.max_workers
+    )
+    ctx.host.queue(record.id)
+    return serialize.run_json(ctx.store.get_run(record.id))
+
+
+@router.get("/runs")
+def list_runs(
+    ctx: Ctx,
+    state: RunState | None = None,
+    plan: Annotated[str | None, Query(max_length=200)] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
+    offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+) -> dict[str, Any]:
+    runs = ctx.store.list_runs(state=state, plan=plan, limit=limit + 1, offset=offset)
+    more = len(runs) > limit
+    return {
+        "runs": [serialize.run_json(r) for r in runs[:limit]],
+        "limit": limit,
+        "offset": offset,
+        "next_offset": offset + limit if more else None,
+    }
+
+
+@router.get("/runs/{run_id}")
+def get_run(run_id: str, ctx: Ctx) -> dict[str, Any]:
+    rid = ctx.store.resolve_run_id(run_id)
+    run = serialize.run_json(ctx.store.get_run(rid))
+    run["steps"] = [serialize.step_json(s) for s in ctx.store.get_steps(rid)]
+    return run
+
+
+@router.get("/runs/{run_id}/steps/{step_id}")
+def get_step(run_id: str, step_id: str, ctx: Ctx) -> dict[str, Any]:
+    rid = ctx.store.resolve_run_id(run_id)
+    step = next((s for s in ctx.store.get_steps(rid) if s.step_id == step_id), None)
+    if step is None:
+        raise NotFoundError(f"run {rid} has no step {step_id!r}")
+    body = serialize.step_json(step)
+    body["attempts"] = [serialize.attempt_json(a) for a in ctx.store.get_attempts(rid, step_id)]
+    body["gates"] = [serialize.gate_json(g) for g in ctx.store.get_gate_results(rid, step_id)]
+    return body
+
+
+@router.get("/runs/{run_id}/steps/{step_id}/logs")
+def get_logs(
+    run_id: str,
+    step_id: str,
+    ctx: Ctx,
+    stream: Literal["stdout", "stderr"] = "stdout",
+    attempt: Annotated[int | None, Query(ge=1)] = None,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=MAX_LOG_BYTES)] = 64 * 1024,
+    tail: Annotated[int | None, Query(ge=1, le=MAX_LOG_BYTES)] = None,
+) -> dict[str, Any]:
+    """A byte range of one attempt's log (default: the latest attempt), or its last `tail`
+    bytes. `next_offset` continues from where this read ended: poll it to follow."""
+    rid = ctx.store.resolve_run_id(run_id)
+    attempts = ctx.store.get_attempts(rid, step_id)
+    if not attempts:
+        raise NotFoundError(f"step {step_id!r} of run {rid} has no attempts yet")
+    chosen = (
+        attempts[-1]
+        if attempt is None
+        else next((a for a in attempts if a.number == attempt), None)
+    )
+    if chosen is None:
+        raise NotFoundError(f"step {step_id!r} of run {rid} has no attempt {attempt}")
+    raw = chosen.stdout_path if stream == "stdout" else chosen.stderr_path
+    path = _inside_home(ctx, raw)
+    size = path.stat().st_size if path.is_file() else 0
+    start = max(0, size - tail) if tail is not None else min(offset, size)
+    data = b""
+    if path.is_file():
+        with path.open("rb") as handle:
+            handle.seek(start)
+            data = handle.read(limit if tail is None else tail)
+    return {
+        "attempt": chosen.number,
+        "stream": stream,
+        "offset": start,
+        "next_offset": start + len(data),
+        "size": size,
+        "finished": chosen.finished_at is not None,
+        "text": data.decode("utf-8", "replace"),
+    }
+
+
+@router.post("/runs/{run_id}/cancel")
+def cancel_run(run_id: str, ctx: Ctx) -> dict[str, Any]:
+    rid = ctx.store.resolve_run_id(run_id)
+    return serialize.run_json(ctx.runner.cancel(rid))
+
+
+@router.post("/runs/{run_id}/resume")
+def resume_run(run_id: str, ctx: Ctx) -> dict[str, Any]:
+    """Continue a stopped run here (a crashed process, a `--no-wait` that exited)."""
+    from agenthq.engine.ownership import owner_alive
+    from agenthq.errors import RunBusyError, StateError
+
+    rid = ctx.store.resolve_run_id(run_id)
+    run = ctx.store.get_run(rid)
+    if run.state.finished:
+        raise StateError(f"run {rid} already {run.state}; retry it to give failed steps new tries")
+    if run.owner and owner_alive(run.owner, run.heartbeat_at, time.time()):
+        raise RunBusyError(f"run {rid} is being executed by process {run.owner}")
+    ctx.host.queue(rid)
+    return serialize.run_json(ctx.store.get_run(rid))
+
+
+@router.get("/runs/{run_id}/events")
+def run_events(
+    run_id: str,
+    ctx: Ctx,
+    format: Literal["json", "csv"] = "json",
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 100_000,
+) -> Response:
+    """Export a run's events as JSON or CSV."""
+    rid = ctx.store.resolve_run_id(run_id)
+    events = [
+        serialize.event_json(e)
+        for e in ctx.store.read_events(after_seq=after, run_id=rid, limit=limit)
+    ]
+    disposition = {"Content-Disposition": f'attachment; filename="{rid}-events.{format}"'}
+    if format == "json":
+        import json
+
+        return Response(
+            json.dumps(events, indent=1), media_type="application/json", headers=disposition
+        )
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["seq", "at", "kind", "step_id", "attempt", "from", "to", "details", "hash"])
+    import json
+
+    for e in events:
+        writer.writerow(
+            [
+                e["seq"],
+                e["at"],
+                e["kind"],
+                e["step_id"] or "",
+                e["attempt"] or "",
+                e["from"] or "",
+                e["to"] or "",
+                json.dumps(e["details"], sort_keys=True),
+                e["hash"],
+            ]
+        )
+    return PlainTextResponse(out.getvalue(), media_type="text/csv", headers=disposition)
+
+
+# ---- approvals and agents ------------------------------------------------------------------
+
+
+@router.get("/approvals")
+def list_approvals(
+    ctx: Ctx, run: Annotated[str | None, Query(max_length=100)] = None
+) -> dict[str, Any]:
+    rid = ctx.store.resolve_run_id(run) if run else None
+    now = time.time()
+    return {
+        "approvals": [serialize.approval_json(a, now) for a in ctx.store.list_approvals(run_id=rid)]
+    }
+
+
+@router.post("/approvals/{approval_id}/approve")
+def approve(approval_id: int, body: Decision, request: Request, ctx: Ctx) -> dict[str, Any]:
+    return _decide(ctx, approval_id, body, approve=True, request=request)
+
+
+@router.post("/approvals/{approval_id}/reject")
+def reject(approval_id: int, body: Decision, request: Request, ctx: Ctx) -> dict[str, Any]:
+    return _decide(ctx, approval_id, body, approve=False, request=request)
+
+
+@router.get("/agents")
+def list_agents(ctx: Ctx) -> dict[str, Any]:
+    breakers = ctx.store.get_breakers()
+    return {
+        "agents": [
+            serialize.agent_json(a, breakers.get(f"agent:{a.name}"))
+            for a in ctx.store.list_agents()
+        ],
+        "breakers": [
+            {"key": b.key, "state": b.state, "failures": b.failures, "trips": b.trips}
+            for b in breakers.values()
+        ],
+    }
+
+
+@router.post("/agents/{name}/release")
+def release_agent(name: str, body: Release, request: Request, ctx: Ctx) -> dict[str, Any]:
+    record = ctx.store.release_agent(
+        name, by=body.by or _who(request), note=body.note, at=time.time()
+    )
+    return serialize.agent_json(record, None)
+
+
+@router.get("/events")
+def list_events(
+    ctx: Ctx,
+    after: Annotated[int, Query(ge=0)] = 0,
+    run: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    """Events after a sequence number (all runs, or one): poll this, or use the stream."""
+    rid = ctx.store.resolve_run_id(run) if run else None
+    events = ctx.store.read_events(after_seq=after, run_id=rid, limit=limit)
+    return {
+        "events": [serialize.event_json(e) for e in events],
+        "last_seq": events[-1].seq if events else after,
+    }
+
+
+# ---- helpers -------------------------------------------------------------------------------
+
+
+def _decide(
+    ctx: ServerContext, approval_id: int, body: Decision, *, approve: bool, request: Request
+) -> dict[str, Any]:
+    from agenthq.store.api import ApprovalDecision, ApprovalKind, ApprovalState
+
+    (record,) = ctx.store.list_approvals(state=None, ids=[approval_id], limit=1) or (None,)
+    if record is None:
+        raise NotFoundError(f"no approval with id {approval_id}")
+    decided = ctx.store.decide_approval(
+        ApprovalDecision(
+            approval_id,
+            ApprovalState.APPROVED if approve else ApprovalState.REJECTED,
+            body.by or _who(request),
+            time.time(),
+            body.note,
+            body.extend_usd if record.kind is ApprovalKind.BUDGET else None,
+        )
+    )
+    return serialize.approval_json(decided)
+
+
+def _who(request: Request) -> str:
+    client = request.client.host if request.client else "unknown"
+    return f"dashboard@{client}"
+
+
+def _load(body: PlanInput, ctx: ServerContext) -> tuple[Any, Path | None]:
+    from agenthq.spec.load import load_plan, load_plan_text
+
+    if body.plan is not None:
+        return load_plan_text(body.plan, name="<request>"), None
+    assert body.path is not None
+    path = (ctx.workspace / body.path).resolve()
+    if not path.is_relative_to(ctx.workspace.resolve()):
+        raise InputError(
+            f"plan path {body.path!r} is outside the server's workspace {ctx.workspace}"
+        )
+    if not path.is_file():
+        raise NotFoundError(f"no plan file at {body.path!r} in {ctx.workspace}")
+    return load_plan(path), path.parent
+
+
+def _inside_home(ctx: ServerContext, raw: str | None) -> Path:
+    """A log path from the store, only if it lies inside the agenthq home."""
+    if not raw:
+        raise NotFoundError("this attempt has no log file")
+    path = Path(raw).resolve()
+    if not path.is_relative_to(ctx.home.resolve()):
+        raise InputError(
+            "the log file of this attempt lies outside the agenthq home; refusing to read it"
+        )
+    return path
