@@ -31,6 +31,7 @@ ByOpt = Annotated[
 
 def register(app: typer.Typer) -> None:
     app.command()(approvals)
+    app.command("approval-link")(approval_link)
     app.command()(approve)
     app.command()(reject)
     app.add_typer(agents_app, name="agents")
@@ -160,6 +161,38 @@ def _decide(
     run = runner.store.get_run(resolved)
     if run.owner is None or not owner_alive(run.owner, run.heartbeat_at, now):
         print(f"nobody is executing run {resolved}; `agenthq resume {resolved}` continues it")
+
+
+def approval_link(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix or `last` works).")],
+    step_id: Annotated[str, typer.Argument(help="The waiting step.")],
+    ttl: Annotated[
+        str, typer.Option("--ttl", help="How long the link stays valid, e.g. 30m, 4h.")
+    ] = "1h",
+    base_url: Annotated[
+        str, typer.Option("--base-url", help="Where people reach `agenthq serve`.")
+    ] = "http://127.0.0.1:8765",
+) -> None:
+    """Print a signed, expiring link that decides one waiting step through `agenthq serve`
+    (for a chat message): it needs no login and works once."""
+    from agenthq.errors import InputError
+    from agenthq.spec.durations import parse_duration
+
+    try:
+        seconds = parse_duration(ttl)
+    except ValueError as exc:
+        raise InputError(f"--ttl: {exc}") from None
+    config = common.settings()
+    store = common.store(config)
+    resolved = store.resolve_run_id(run_id)
+    waiting = [a for a in store.list_approvals(run_id=resolved) if a.step_id == step_id]
+    if not waiting:
+        raise InputError(f"step {step_id!r} of run {resolved} is not waiting for approval")
+    from agenthq.engine.links import signed_link
+
+    print(
+        f"{base_url.rstrip('/')}/approval-link/{signed_link(config.home, waiting[-1].id, time.time() + seconds)}"
+    )
 
 
 @agents_app.callback()

@@ -68,6 +68,10 @@ def run(
     json_output: JsonOpt = False,
     quiet: QuietOpt = False,
     no_wait: NoWaitOpt = False,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="Hand the run to `agenthq serve` and return at once."),
+    ] = False,
 ) -> None:
     """Run a plan to its end, showing progress. Ctrl-C cancels cleanly."""
     from agenthq.spec.load import load_plan
@@ -80,6 +84,19 @@ def run(
     record = runner.start(
         loaded, params=values, workspace=workspace, max_workers=max_workers or config.max_workers
     )
+    if detach:
+        from agenthq.engine.ownership import QUEUED
+
+        runner.store.claim_run(record.id, QUEUED)
+        if json_output:
+            common.print_json(common.run_json(runner.store.get_run(record.id)))
+        else:
+            print(record.id)
+            print(
+                f"queued for `agenthq serve`; follow it with `agenthq status {record.id}`",
+                file=sys.stderr,
+            )
+        return
     if not json_output and not quiet:
         total = sum(record.step_counts.values())
         print(f"run {record.id} started: {total} steps", file=sys.stderr)

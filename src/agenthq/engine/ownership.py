@@ -34,3 +34,8 @@ def owner_alive(owner: str | None, heartbeat_at: float | None, now: float) -> bo
         except ValueError:
             return False
     return heartbeat_at is not None and now - heartbeat_at < LEASE_SECONDS
+
+
+# The owner of a run handed to `agenthq serve` (run --detach, the API): the server's run host
+# claims runs with this owner. It never looks alive, so any process may take such a run over.
+QUEUED = "queued"

@@ -14,12 +14,12 @@ import contextlib
 import logging
 from collections.abc import Callable
 
+from agenthq.engine.ownership import QUEUED
 from agenthq.engine.runner import Runner, RunOptions
 from agenthq.errors import AgentHQError
 from agenthq.states import RunState
 from agenthq.store.api import RunRecord
 
-QUEUED = "queued"
 log = logging.getLogger("agenthq.server")
 
 

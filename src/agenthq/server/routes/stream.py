@@ -68,10 +68,10 @@ async def event_socket(
     header = websocket.headers.get("authorization", "")
     given = header[7:].strip() if header.lower().startswith("bearer ") else None
     given = given or websocket.cookies.get(auth.COOKIE) or token
+    await websocket.accept()  # then close with a code a browser script can read
     if not auth.same_secret(given, ctx.token):
         await websocket.close(code=4401, reason="unauthorized")
         return
-    await websocket.accept()
     try:
         rid = ctx.store.resolve_run_id(run) if run else None
         async for event in ctx.hub.stream(rid, max(0, after)):
