@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench eval clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,9 @@ test: lint
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+eval: install
+	$(BIN)/python benchmarks/eval.py
 
 clean:
 	rm -rf $(VENV) .agenthq .pytest_cache .mypy_cache .ruff_cache

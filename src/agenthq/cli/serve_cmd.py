@@ -45,7 +45,14 @@ def serve(
     config = common.settings()
     app, ctx = build_app(config, run_host=not no_runs)
     server = uvicorn.Server(
-        uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False)
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=3,  # open event streams must not hold a shutdown
+        )
     )
 
     async def announce_then_serve() -> None:

@@ -44,8 +44,12 @@ def static_files() -> StaticFiles:
     return StaticFiles(directory=HERE / "static")
 
 
-def page(name: str, **values: Any) -> HTMLResponse:
+def page(name: str, ctx: ServerContext | None = None, **values: Any) -> HTMLResponse:
     values.setdefault("now", time.time())
+    if ctx is not None:
+        # Read before the page's data: the stream then starts at or before what it shows,
+        # and re-applying an event to a page that already shows it is harmless.
+        values.setdefault("seq", ctx.hub.last_seq)
     return HTMLResponse(_env.get_template(name).render(**values))
 
 
@@ -132,12 +136,15 @@ def metrics(ctx: Ctx) -> Response:
 
 @router.get("/")
 def overview(ctx: Ctx) -> HTMLResponse:
+    seq = ctx.hub.last_seq  # before the data, so the stream misses nothing it lacks
     runs = ctx.store.list_runs(limit=50)
     stats = ctx.store.stats()
     counts = dict(stats.runs)
     approvals = ctx.store.list_approvals()
     return page(
         "overview.html",
+        ctx,
+        seq=seq,
         runs=[_run_row(serialize.run_json(r)) for r in runs],
         counts=counts,
         approvals=[serialize.approval_json(a) for a in approvals],
@@ -148,6 +155,7 @@ def overview(ctx: Ctx) -> HTMLResponse:
 
 @router.get("/runs/{run_id}")
 def run_page(run_id: str, ctx: Ctx) -> HTMLResponse:
+    seq = ctx.hub.last_seq  # before the data, so the stream misses nothing it lacks
     rid = ctx.store.resolve_run_id(run_id)
     run = serialize.run_json(ctx.store.get_run(rid))
     steps = ctx.store.get_steps(rid)
@@ -155,6 +163,8 @@ def run_page(run_id: str, ctx: Ctx) -> HTMLResponse:
     dag = _dag(ctx, rid, {s.step_id: s.state.value for s in steps})
     return page(
         "run.html",
+        ctx,
+        seq=seq,
         run=_run_row(run),
         steps=[serialize.step_json(s) for s in steps],
         dag=dag,
@@ -173,17 +183,21 @@ def timeline_fragment(run_id: str, ctx: Ctx) -> HTMLResponse:
 
 @router.get("/approvals")
 def approvals_page(ctx: Ctx) -> HTMLResponse:
+    seq = ctx.hub.last_seq  # before the data, so the stream misses nothing it lacks
     approvals = [serialize.approval_json(a) for a in ctx.store.list_approvals()]
-    return page("approvals.html", approvals=approvals, nav="approvals")
+    return page("approvals.html", ctx, seq=seq, approvals=approvals, nav="approvals")
 
 
 @router.get("/agents")
 def agents_page(ctx: Ctx) -> HTMLResponse:
+    seq = ctx.hub.last_seq  # before the data, so the stream misses nothing it lacks
     breakers = ctx.store.get_breakers()
     agents = [
         serialize.agent_json(a, breakers.get(f"agent:{a.name}")) for a in ctx.store.list_agents()
     ]
-    return page("agents.html", agents=agents, breakers=list(breakers.values()), nav="agents")
+    return page(
+        "agents.html", ctx, seq=seq, agents=agents, breakers=list(breakers.values()), nav="agents"
+    )
 
 
 @router.get("/approval-link/{token}")
@@ -287,7 +301,7 @@ def _timeline(attempts: list[Any], run: dict[str, Any]) -> dict[str, Any]:
     now = time.time()
     end = max((a.finished_at or now) for a in rows)
     span = max(end - start, 0.001)
-    width, label_w, row_h = 900, 170, 18
+    width, label_w, row_h = 900, 190, 20
     scale = (width - label_w - 10) / span
     bars = []
     for index, a in enumerate(rows):

@@ -26,7 +26,10 @@ function setState(el, state) {
 }
 
 function liveEvents(runId, onEvent) {
-  const url = "/api/events/stream" + (runId ? "?run=" + encodeURIComponent(runId) : "");
+  // Only what happens after the page was drawn: the page already shows everything before.
+  const params = new URLSearchParams({ after: document.body.dataset.seq || "0" });
+  if (runId) params.set("run", runId);
+  const url = "/api/events/stream?" + params.toString();
   const source = new EventSource(url);
   const indicator = $("#live");
   source.onopen = () => indicator && indicator.classList.add("on");
@@ -56,6 +59,8 @@ function runPage() {
       if (node) setState(node, event.to);
       const badge = $(`[data-state-of="${CSS.escape(event.step_id)}"]`);
       if (badge) { setState(badge, event.to); badge.textContent = event.to.replace("_", " "); }
+      const tries = $(`[data-attempts-of="${CSS.escape(event.step_id)}"]`);
+      if (tries && event.attempt) tries.textContent = event.attempt;
       if (selected === event.step_id) showStep(event.step_id);
       const done = $$("g.node").filter((n) => FINISHED.some((s) => n.classList.contains("s-" + s))).length;
       if ($("#run-done") && $$("g.node").length) $("#run-done").textContent = done;
@@ -64,6 +69,8 @@ function runPage() {
       const badge = $("#run-state");
       setState(badge, event.to);
       badge.textContent = event.to.replace("_", " ");
+      const cancel = $('[data-action="cancel"]');
+      if (cancel && FINISHED.includes(event.to)) cancel.hidden = true;
     } else if (event.kind.startsWith("approval.")) {
       setTimeout(() => location.reload(), 300);
     }
@@ -78,7 +85,7 @@ function runPage() {
     $("#step-title").textContent = stepId;
     const detail = await api(`/api/runs/${runId}/steps/${encodeURIComponent(stepId)}`);
     const rows = [
-      ["state", detail.state], ["attempts", detail.attempts],
+      ["state", detail.state], ["attempts", detail.attempts.length],
       ["failure class", detail.failure_class || "–"], ["reason", detail.reason || "–"],
       ["outputs", JSON.stringify(detail.outputs)],
     ];
@@ -99,7 +106,7 @@ function runPage() {
     const box = $("#step-detail");
     box.replaceChildren(dl);
     if (detail.gates.length) { const h = document.createElement("h3"); h.textContent = "Gates"; box.append(h, gates); }
-    followLog(stepId, detail.attempts > 0);
+    followLog(stepId, detail.attempts.length > 0);
   }
   function followLog(stepId, hasAttempts) {
     clearTimeout(logTimer);
