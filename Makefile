@@ -28,6 +28,7 @@ test: lint
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/serve_bench.py
 
 eval: install
 	$(BIN)/python benchmarks/eval.py

@@ -19,8 +19,6 @@ import httpx
 import uvicorn
 
 from agenthq.config import load_settings
-from agenthq.engine.gating import GateConfig
-from agenthq.gates.policy import Policy
 from agenthq.server.app import ServerContext
 from agenthq.server.build import build_app
 
@@ -56,9 +54,11 @@ class LiveServer:
 
 
 def serve(project: Path, *, environ: dict[str, str] | None = None) -> Iterator[LiveServer]:
+    # The run host process reads the project's agenthq.toml: `touch` proves a step ran.
+    (project / "agenthq.toml").write_text('[policy]\nallow = ["touch *"]\n')
     env = {"AGENTHQ_HOME": str(project / ".agenthq"), **(environ or {})}
     settings = load_settings(project, env)
-    app, ctx = build_app(settings, gates=GateConfig(policy=Policy(allow=("touch *",))))
+    app, ctx = build_app(settings)
     ctx.host.poll_interval = 0.05
     port = free_port()
     server = uvicorn.Server(

@@ -156,3 +156,23 @@ def test_random_dags_run_each_step_once_after_its_needs(
     for step in steps:
         for need in step["needs"]:
             assert position[need] < position[step["id"]]
+
+
+def test_run_lists_keep_step_counts_exact(engine: tuple[Store, Runner]) -> None:
+    """runs.step_counts is maintained by every write; it must equal a count of the rows."""
+    store, runner = engine
+    plan = (
+        agenthq.Plan("counts")
+        .step("ok", uses=RECORD)
+        .step("bad", uses="tests.integration.recorder:always_fail")
+        .step("after_bad", uses=RECORD, needs=["bad"])
+        .step("cleanup", uses=RECORD, needs=["bad"], trigger="all_done")
+        .step("fan", uses=RECORD, foreach=[1, 2, 3])
+    )
+    run = runner.run(plan)
+    listed = store.list_runs(limit=1)[0]
+    assert dict(listed.step_counts) == dict(store.get_run(run.id).step_counts)
+    assert dict(listed.step_counts) == {"succeeded": 5, "failed": 1, "blocked": 1}
+    runner.retry(run.id)
+    again = store.list_runs(limit=1)[0]
+    assert dict(again.step_counts) == dict(store.get_run(run.id).step_counts)

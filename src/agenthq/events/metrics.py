@@ -8,10 +8,12 @@ the serving process knows — scheduler tick durations, events per second throug
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -104,18 +106,50 @@ def _duration_histogram(durations: list[float] | tuple[float, ...] | object) -> 
     )
 
 
-class Metrics:
-    """The registry `/metrics` renders, with the live instruments the server feeds."""
+class TickFileCollector(Collector):
+    """The scheduler tick histogram the run host process writes to a file (host_process.py)."""
 
-    def __init__(self, store: Store, events_per_second: Callable[[], float] | None = None) -> None:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            samples = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            samples = {}
+        buckets: list[tuple[str, float]] = []
+        total = 0.0
+        for key, value in samples.items():
+            name, _, labels = key.partition("{")
+            if name.endswith("_bucket"):
+                bound = json.loads("{" + labels)["le"]
+                buckets.append((bound, float(value)))
+            elif name.endswith("_sum"):
+                total = float(value)
+        buckets.sort(key=lambda b: float(b[0]))
+        if not buckets:
+            buckets = [("+Inf", 0.0)]
+        yield HistogramMetricFamily(
+            "agenthq_scheduler_tick_seconds",
+            "Duration of scheduler ticks in the server's run host.",
+            buckets=buckets,
+            sum_value=total,
+        )
+
+
+class Metrics:
+    """The registry `/metrics` renders."""
+
+    def __init__(
+        self,
+        store: Store,
+        events_per_second: Callable[[], float] | None = None,
+        tick_file: Path | None = None,
+    ) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(StoreCollector(store, events_per_second))
-        self.tick_seconds = Histogram(
-            "agenthq_scheduler_tick_seconds",
-            "Duration of scheduler ticks in this server.",
-            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0),
-            registry=self.registry,
-        )
+        if tick_file is not None:
+            self.registry.register(TickFileCollector(tick_file))
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

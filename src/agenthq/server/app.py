@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -93,13 +96,16 @@ def create_app(ctx: ServerContext) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         tasks = [asyncio.create_task(ctx.hub.run(), name="event-hub")]
+        child = None
         if ctx.run_host:
             ctx.host.adopt_orphans()
-            tasks.append(asyncio.create_task(ctx.host.run(), name="run-host"))
+            child = _start_run_host(ctx)
         try:
             yield
         finally:
-            await ctx.host.stop()
+            if child is not None:
+                child.terminate()
+                await asyncio.to_thread(child.wait, 30)
             for task in tasks:
                 await cancel_quietly(task)
 
@@ -123,6 +129,18 @@ def create_app(ctx: ServerContext) -> FastAPI:
     app.mount("/static", dashboard.static_files(), name="static")
     app.router.redirect_slashes = False
     return app
+
+
+def _start_run_host(ctx: ServerContext) -> subprocess.Popen[bytes]:
+    """The run host in a process of its own (see server/host_process.py), with the server's
+    settings: the same home, database and project directory."""
+    env = dict(os.environ)
+    env["AGENTHQ_HOME"] = str(ctx.home)
+    env["AGENTHQ_DB_URL"] = ctx.store.url
+    env["AGENTHQ_HOST_POLL"] = str(ctx.host.poll_interval)
+    return subprocess.Popen(
+        [sys.executable, "-m", "agenthq.server.host_process"], cwd=ctx.workspace, env=env
+    )
 
 
 def _install_errors(app: FastAPI) -> None:

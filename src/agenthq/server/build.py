@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from fastapi import FastAPI
 
 from agenthq.config import Settings
 from agenthq.engine.gating import GateConfig, gate_config_from_tables
 from agenthq.engine.runner import Runner
-from agenthq.engine.scheduler import SchedulerOptions
 from agenthq.events.metrics import Metrics
 from agenthq.server import auth
 from agenthq.server.app import ServerContext, create_app
 from agenthq.server.feed import EventHub
 from agenthq.server.host import RunHost
+from agenthq.server.host_process import METRICS_FILE
 from agenthq.store import open_store
 
 
@@ -25,14 +23,11 @@ def build_app(
     token = auth.load_or_create_secret(settings.home, auth.TOKEN_FILE)
     link_key = auth.load_or_create_secret(settings.home, auth.LINK_KEY_FILE)
     hub = EventHub(store)
-    metrics = Metrics(store, hub.rate)
+    metrics = Metrics(store, hub.rate, tick_file=settings.home / METRICS_FILE)
     gate_config = gates or gate_config_from_tables(settings.tables, str(settings.config_file))
-    runner = Runner(
-        store,
-        home=settings.home,
-        gates=gate_config,
-        scheduler_options=replace(SchedulerOptions(), on_tick=metrics.tick_seconds.observe),
-    )
+    # This runner decides approvals and cancels for the API; runs execute in the run host
+    # process (server/host_process.py), which builds its own from the same settings.
+    runner = Runner(store, home=settings.home, gates=gate_config)
     ctx = ServerContext(
         store=store,
         runner=runner,

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from agenthq.store.api import EventRecord, Store
 
 PAGE = 1000
-QUEUE_LIMIT = 10_000
+QUEUE_LIMIT = 200_000  # a client this far behind reconnects and reads the store
 
 
 class LaggingError(Exception):
@@ -50,7 +50,10 @@ class EventHub:
         """Tail the event table until cancelled."""
         self.last_seq = self.store.stats().events  # clients read older events themselves
         while True:
-            page = self.store.read_events(after_seq=self.last_seq, limit=PAGE)
+            # Off the event loop: a page of events is parsed JSON, and requests must not wait.
+            page = await asyncio.to_thread(
+                self.store.read_events, after_seq=self.last_seq, limit=PAGE
+            )
             for event in page:
                 self._publish(event)
             if len(page) < PAGE:
@@ -68,30 +71,34 @@ class EventHub:
 
     async def stream(
         self, run_id: str | None, after_seq: int, *, heartbeat: float = 15.0
-    ) -> AsyncIterator[EventRecord | None]:
-        """Backlog then live events after `after_seq`; None now and then as a heartbeat."""
+    ) -> AsyncIterator[list[EventRecord]]:
+        """Backlog then live events after `after_seq`, in batches of what is ready (one write
+        per batch, not per event); an empty batch now and then as a heartbeat."""
         sub = self.subscribe(run_id)
         try:
             last = after_seq
             while True:
                 page = self.store.read_events(after_seq=last, run_id=run_id, limit=PAGE)
-                for event in page:
-                    last = event.seq
-                    yield event
+                if page:
+                    last = page[-1].seq
+                    yield page
                 if len(page) < PAGE:
                     break
             while True:
                 if sub.lagging:
                     raise LaggingError
                 try:
-                    event = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat)
+                    first = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat)
                 except TimeoutError:
-                    yield None
+                    yield []
                     continue
-                if event.seq <= last:
-                    continue
-                last = event.seq
-                yield event
+                batch = [first]
+                while not sub.queue.empty() and len(batch) < PAGE:  # take what is there
+                    batch.append(sub.queue.get_nowait())
+                fresh = [e for e in batch if e.seq > last]
+                if fresh:
+                    last = fresh[-1].seq
+                    yield fresh
         finally:
             self.unsubscribe(sub)
 

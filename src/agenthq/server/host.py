@@ -1,5 +1,8 @@
 """The run host inside `agenthq serve`: executes runs that were queued for it.
 
+`agenthq serve` runs the host in a child process (server/host_process.py): a scheduler's
+ticks are CPU work, and in the API's process they would delay every request and every event.
+
 `agenthq run --detach`, the API's "start a run" and "resume" mark a run's owner as QUEUED;
 the host claims such runs (the store's compare-and-set decides, so two servers never run the
 same one) and drives each in its own task on the server's event loop. A run waiting for a
@@ -12,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 
 from agenthq.engine.ownership import QUEUED
 from agenthq.engine.runner import Runner, RunOptions
@@ -28,7 +30,6 @@ class RunHost:
         self.runner = runner
         self.poll_interval = poll_interval
         self.tasks: dict[str, asyncio.Task[None]] = {}
-        self.on_tick: Callable[[float], None] | None = None
 
     def queue(self, run_id: str) -> None:
         """Hand a run to the host: it starts it on its next poll."""

@@ -381,7 +381,7 @@ class Store(Protocol):
         limit: int = 50,
         offset: int = 0,
     ) -> list[RunRecord]:
-        """Newest first, with step_counts filled in."""
+        """Newest first, with step_counts filled in and `spec` left empty (get_run has it)."""
         ...
 
     def get_steps(self, run_id: str) -> list[StepRecord]: ...

@@ -30,6 +30,7 @@ from sqlalchemy import (
     bindparam,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -288,7 +289,7 @@ class SqlStore:
         limit: int = 50,
         offset: int = 0,
     ) -> list[RunRecord]:
-        query = _RUN_SELECT
+        query = _RUN_LIST_SELECT
         if state is not None:
             query = query.where(runs.c.state == str(state))
         if plan is not None:
@@ -298,8 +299,7 @@ class SqlStore:
         )
         with self._reading() as conn:
             rows = conn.execute(query).all()
-            counts = _step_counts(conn, [row[0] for row in rows])
-        return [_run_record(row, counts.get(row[0], {})) for row in rows]
+        return [_run_record(row) for row in rows]
 
     # ---- steps and attempts -----------------------------------------------------------------
 
@@ -341,6 +341,7 @@ class SqlStore:
         try:
             with self._writing() as conn:
                 self._update_steps(conn, writes, batch.at)
+                _update_step_counts(conn, writes)
                 for change in batch.runs:
                     self._update_run(conn, change)
                 if batch.attempt_starts:
@@ -782,6 +783,7 @@ def _new_run_row(run: NewRun) -> dict[str, Any]:
         "workspace": run.workspace,
         "max_workers": run.max_workers,
         "cancel_requested": False,
+        "step_counts": _dumps({StepState.PENDING.value: len(run.step_ids)} if run.step_ids else {}),
     }
 
 
@@ -815,6 +817,15 @@ _RUN_SELECT: Select[Any] = select(
     runs.c.owner,
     runs.c.heartbeat_at,
     runs.c.cancel_requested,
+    runs.c.step_counts,
+)
+# Lists leave out the plan spec: a 5,000-step plan is half a megabyte of JSON per run, and no
+# list needs it (get_run has it).
+_RUN_LIST_SELECT: Select[Any] = select(
+    *(
+        literal_column("'{}'").label("spec") if c.name == "spec" else c
+        for c in _RUN_SELECT.selected_columns
+    )
 )
 _STEP_SELECT: Select[Any] = select(
     steps.c.run_id,
@@ -864,7 +875,7 @@ _EVENT_SELECT: Select[Any] = select(
 )
 
 
-def _run_record(row: Sequence[Any], counts: Mapping[str, int]) -> RunRecord:
+def _run_record(row: Sequence[Any], counts: Mapping[str, int] | None = None) -> RunRecord:
     return RunRecord(
         id=row[0],
         plan=row[1],
@@ -880,7 +891,7 @@ def _run_record(row: Sequence[Any], counts: Mapping[str, int]) -> RunRecord:
         owner=row[11],
         heartbeat_at=row[12],
         cancel_requested=bool(row[13]),
-        step_counts=counts,
+        step_counts=json.loads(row[14]) if counts is None else counts,
     )
 
 
@@ -937,6 +948,24 @@ def _event_record(row: Sequence[Any]) -> EventRecord:
         prev_hash=row[9],
         hash=row[10],
     )
+
+
+def _update_step_counts(conn: Connection, writes: Sequence[_StepWrite]) -> None:
+    """Keep runs.step_counts in step with the step rows this transaction moves."""
+    deltas: dict[str, dict[str, int]] = {}
+    for write in writes:
+        if write.from_state == write.to_state:
+            continue
+        delta = deltas.setdefault(write.run_id, {})
+        delta[write.from_state] = delta.get(write.from_state, 0) - 1
+        delta[write.to_state] = delta.get(write.to_state, 0) + 1
+    for run_id, delta in deltas.items():
+        current = conn.execute(select(runs.c.step_counts).where(runs.c.id == run_id)).scalar()
+        counts: dict[str, int] = json.loads(current) if current else {}
+        for state, change in delta.items():
+            counts[state] = counts.get(state, 0) + change
+        counts = {k: v for k, v in counts.items() if v}
+        conn.execute(update(runs).where(runs.c.id == run_id).values(step_counts=_dumps(counts)))
 
 
 def _step_counts(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, int]]:

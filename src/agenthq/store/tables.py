@@ -44,6 +44,9 @@ runs = Table(
     Column("owner", String()),
     Column("heartbeat_at", Float),
     Column("cancel_requested", Boolean, nullable=False, server_default=false()),
+    # state → number of steps, kept by every write that moves a step (revision 0003): a run
+    # list must not count a million step rows.
+    Column("step_counts", Text, nullable=False, server_default="{}"),
     Index("ix_runs_created_at", "created_at"),
 )
 
@@ -67,6 +70,8 @@ steps = Table(
     PrimaryKeyConstraint("run_id", "step_id", name="pk_steps"),
     ForeignKeyConstraint(["run_id"], ["runs.id"], name="fk_steps_run_id"),
     Index("ix_steps_run_id_position", "run_id", "position"),
+    # Counting a run's steps by state (every run list) reads this index alone (revision 0003).
+    Index("ix_steps_run_id_state", "run_id", "state"),
 )
 
 attempts = Table(

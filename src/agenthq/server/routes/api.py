@@ -10,10 +10,10 @@ from __future__ import annotations
 import csv
 import io
 import time
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import PlainTextResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -26,6 +26,9 @@ router = APIRouter(prefix="/api", tags=["api"])
 Ctx = Annotated[ServerContext, Depends(context)]
 MAX_PAGE = 200
 MAX_LOG_BYTES = 1024 * 1024
+MAX_ID = 2**62  # database integers are 64-bit: larger numbers are simply not ids
+ApprovalId = Annotated[int, Path(ge=1, le=MAX_ID)]
+Seq = Annotated[int, Query(ge=0, le=MAX_ID)]
 
 
 class Strict(BaseModel):
@@ -96,7 +99,7 @@ def start_run(body: StartRun, ctx: Ctx) -> dict[str, Any]:
 
 
 @router.get("/runs")
-def list_runs(
+async def list_runs(
     ctx: Ctx,
     state: RunState | None = None,
     plan: Annotated[str | None, Query(max_length=200)] = None,
@@ -114,7 +117,7 @@ def list_runs(
 
 
 @router.get("/runs/{run_id}")
-def get_run(run_id: str, ctx: Ctx) -> dict[str, Any]:
+async def get_run(run_id: str, ctx: Ctx) -> dict[str, Any]:
     rid = ctx.store.resolve_run_id(run_id)
     run = serialize.run_json(ctx.store.get_run(rid))
     run["steps"] = [serialize.step_json(s) for s in ctx.store.get_steps(rid)]
@@ -139,8 +142,8 @@ def get_logs(
     step_id: str,
     ctx: Ctx,
     stream: Literal["stdout", "stderr"] = "stdout",
-    attempt: Annotated[int | None, Query(ge=1)] = None,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    attempt: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=MAX_LOG_BYTES)] = 64 * 1024,
     tail: Annotated[int | None, Query(ge=1, le=MAX_LOG_BYTES)] = None,
 ) -> dict[str, Any]:
@@ -204,7 +207,7 @@ def run_events(
     run_id: str,
     ctx: Ctx,
     format: Literal["json", "csv"] = "json",
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Seq = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 100_000,
 ) -> Response:
     """Export a run's events as JSON or CSV."""
@@ -257,12 +260,12 @@ def list_approvals(
 
 
 @router.post("/approvals/{approval_id}/approve")
-def approve(approval_id: int, body: Decision, request: Request, ctx: Ctx) -> dict[str, Any]:
+def approve(approval_id: ApprovalId, body: Decision, request: Request, ctx: Ctx) -> dict[str, Any]:
     return _decide(ctx, approval_id, body, approve=True, request=request)
 
 
 @router.post("/approvals/{approval_id}/reject")
-def reject(approval_id: int, body: Decision, request: Request, ctx: Ctx) -> dict[str, Any]:
+def reject(approval_id: ApprovalId, body: Decision, request: Request, ctx: Ctx) -> dict[str, Any]:
     return _decide(ctx, approval_id, body, approve=False, request=request)
 
 
@@ -292,7 +295,7 @@ def release_agent(name: str, body: Release, request: Request, ctx: Ctx) -> dict[
 @router.get("/events")
 def list_events(
     ctx: Ctx,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Seq = 0,
     run: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
@@ -334,7 +337,7 @@ def _who(request: Request) -> str:
     return f"dashboard@{client}"
 
 
-def _load(body: PlanInput, ctx: ServerContext) -> tuple[Any, Path | None]:
+def _load(body: PlanInput, ctx: ServerContext) -> tuple[Any, FilePath | None]:
     from agenthq.spec.load import load_plan, load_plan_text
 
     if body.plan is not None:
@@ -350,11 +353,11 @@ def _load(body: PlanInput, ctx: ServerContext) -> tuple[Any, Path | None]:
     return load_plan(path), path.parent
 
 
-def _inside_home(ctx: ServerContext, raw: str | None) -> Path:
+def _inside_home(ctx: ServerContext, raw: str | None) -> FilePath:
     """A log path from the store, only if it lies inside the agenthq home."""
     if not raw:
         raise NotFoundError("this attempt has no log file")
-    path = Path(raw).resolve()
+    path = FilePath(raw).resolve()
     if not path.is_relative_to(ctx.home.resolve()):
         raise InputError(
             "the log file of this attempt lies outside the agenthq home; refusing to read it"

@@ -18,6 +18,7 @@ from agenthq.events import serialize
 from agenthq.server import auth
 from agenthq.server.app import ServerContext, context
 from agenthq.server.feed import LaggingError
+from agenthq.store.api import EventRecord
 
 router = APIRouter(tags=["events"])
 
@@ -27,24 +28,22 @@ async def event_stream(
     request: Request,
     ctx: Annotated[ServerContext, Depends(context)],
     run: Annotated[str | None, Query(max_length=100)] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     last_event_id: Annotated[str | None, Header(max_length=32)] = None,
 ) -> StreamingResponse:
     """`text/event-stream`: `id:` is the event's seq, `event:` its kind, `data:` the JSON."""
     rid = ctx.store.resolve_run_id(run) if run else None
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else after
+    start = after
+    if last_event_id and last_event_id.isdigit() and int(last_event_id) <= 2**62:
+        start = int(last_event_id)
 
     async def lines() -> AsyncIterator[str]:
         yield "retry: 1000\n\n"
         try:
-            async for event in ctx.hub.stream(rid, start):
+            async for batch in ctx.hub.stream(rid, start):
                 if await request.is_disconnected():
                     return
-                if event is None:
-                    yield ": keep-alive\n\n"
-                    continue
-                data = json.dumps(serialize.event_json(event), separators=(",", ":"))
-                yield f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
+                yield "".join(map(_sse, batch)) if batch else ": keep-alive\n\n"
         except LaggingError:
             yield "event: lagging\ndata: {}\n\n"  # the client reconnects with Last-Event-ID
 
@@ -53,6 +52,11 @@ async def event_stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+def _sse(event: EventRecord) -> str:
+    data = json.dumps(serialize.event_json(event), separators=(",", ":"))
+    return f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
 
 
 @router.websocket("/ws")
@@ -74,12 +78,11 @@ async def event_socket(
         return
     try:
         rid = ctx.store.resolve_run_id(run) if run else None
-        async for event in ctx.hub.stream(rid, max(0, after)):
-            if event is None:
-                continue
-            await websocket.send_text(
-                json.dumps(serialize.event_json(event), separators=(",", ":"))
-            )
+        async for batch in ctx.hub.stream(rid, min(max(0, after), 2**62)):
+            for event in batch:
+                await websocket.send_text(
+                    json.dumps(serialize.event_json(event), separators=(",", ":"))
+                )
     except (WebSocketDisconnect, LaggingError):
         return
     except Exception as exc:  # an unknown run id and the like: tell the client, then close

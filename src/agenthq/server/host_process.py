@@ -1,0 +1,90 @@
+"""The run host's own process, started and stopped by `agenthq serve`.
+
+Schedulers are CPU work in Python; sharing a process (and its GIL) with the API made every
+request and every streamed event wait behind scheduler ticks. In a child process the engine
+and the server each get a core: the API keeps its latency and the runs keep their speed. The
+two talk only through the store — the one source of truth — as every agenthq process does.
+
+The child writes its scheduler tick histogram to `run-host.metrics.json` in the agenthq home
+every few seconds, so the server's /metrics can report it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from dataclasses import replace
+from pathlib import Path
+
+from prometheus_client import Histogram
+from prometheus_client.registry import CollectorRegistry
+
+from agenthq.config import load_settings
+from agenthq.engine.gating import gate_config_from_tables
+from agenthq.engine.runner import Runner
+from agenthq.engine.scheduler import SchedulerOptions
+from agenthq.server.host import RunHost
+from agenthq.store import open_store
+
+METRICS_FILE = "run-host.metrics.json"
+TICK_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0)
+
+
+def write_tick_metrics(histogram: Histogram, path: Path) -> None:
+    samples = {
+        s.name + json.dumps(s.labels, sort_keys=True): s.value
+        for m in histogram.collect()
+        for s in m.samples
+    }
+    scratch = path.with_suffix(".tmp")
+    scratch.write_text(json.dumps(samples), encoding="utf-8")
+    os.replace(scratch, path)
+
+
+async def serve_runs(poll_interval: float) -> None:
+    settings = load_settings()
+    store = open_store(settings.db_url)
+    registry = CollectorRegistry()
+    ticks = Histogram(
+        "agenthq_scheduler_tick_seconds",
+        "Duration of scheduler ticks in the server's run host.",
+        buckets=TICK_BUCKETS,
+        registry=registry,
+    )
+    runner = Runner(
+        store,
+        home=settings.home,
+        gates=gate_config_from_tables(settings.tables, str(settings.config_file)),
+        scheduler_options=replace(SchedulerOptions(), on_tick=ticks.observe),
+    )
+    host = RunHost(runner, poll_interval=poll_interval)
+    main = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, main.cancel)  # type: ignore[union-attr]
+
+    async def publish() -> None:
+        while True:
+            write_tick_metrics(ticks, settings.home / METRICS_FILE)
+            await asyncio.sleep(1.0)
+
+    publisher = asyncio.create_task(publish())
+    try:
+        await host.run()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        publisher.cancel()
+        await host.stop()
+        write_tick_metrics(ticks, settings.home / METRICS_FILE)
+        store.close()
+
+
+def main() -> None:
+    asyncio.run(serve_runs(float(os.environ.get("AGENTHQ_HOST_POLL", "0.1"))))
+
+
+if __name__ == "__main__":
+    main()
