@@ -79,7 +79,7 @@ def floor(which: str) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", help="run only workloads whose name contains this")
     args = parser.parse_args()
     rows = []
