@@ -401,10 +401,12 @@ class Scheduler:
         self.batch.gate_results.extend(
             gating.records(self.run.id, node, attempt, Phase.BEFORE, results, at=now)
         )
-        self._move(node.id, S.GATING, {}, attempt)
         if decision is GateOutcome.PASS:
+            # ready → running directly: the answers are in this event's details, and a
+            # `gating` hop per step would be one more event for every step that simply runs.
             self._start(prepared, now, summary)
             return True
+        self._move(node.id, S.GATING, {}, attempt)
         reason = "; ".join(f"{r.gate}: {r.reason}" for r in results if r.outcome is decision)
         if decision is GateOutcome.REFUSE:
             self._move(

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from agenthq.gates.base import GateResult, Outcome, Phase, StepFacts
 from agenthq.gates.policy import Policy, decide
-from agenthq.gates.risk import assess
+from agenthq.gates.risk import RiskAssessment, assess
 
 __all__ = ["RiskGate"]
 
 _OUTCOMES = {"run": Outcome.PASS, "ask": Outcome.ASK, "refuse": Outcome.REFUSE}
 _DECLARED = "the step declared risk: approval_required"
+_CACHE_SIZE = 4096
 
 
 class RiskGate:
@@ -35,6 +36,9 @@ class RiskGate:
         self.policy = policy if policy is not None else Policy()
         self.workspace = workspace
         self.home = home
+        # Scoring reads only the text (never the file system), so a command seen before in
+        # this run scores the same: a fan-out of one command is parsed once.
+        self._seen: dict[tuple[str, Path | None], RiskAssessment] = {}
 
     def check(self, facts: StepFacts) -> GateResult:
         if facts.command is None:
@@ -42,7 +46,12 @@ class RiskGate:
                 return GateResult(self.name, Outcome.ASK, _DECLARED, 0.0, {"reasons": []})
             return GateResult(self.name, Outcome.PASS, "not a shell step", 0.0, {"reasons": []})
         workspace = self.workspace if self.workspace is not None else facts.workspace
-        assessment = assess(facts.command, workspace=workspace, home=self.home)
+        key = (facts.command, workspace)
+        assessment = self._seen.get(key)
+        if assessment is None:
+            assessment = assess(facts.command, workspace=workspace, home=self.home)
+            if len(self._seen) < _CACHE_SIZE:
+                self._seen[key] = assessment
         decision = decide(self.policy, assessment)
         outcome = _OUTCOMES[decision.verdict]
         reason = decision.reason
