@@ -105,23 +105,45 @@ async def list_runs(
     plan: Annotated[str | None, Query(max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
-) -> dict[str, Any]:
-    runs = ctx.store.list_runs(state=state, plan=plan, limit=limit + 1, offset=offset)
-    more = len(runs) > limit
-    return {
-        "runs": [serialize.run_json(r) for r in runs[:limit]],
-        "limit": limit,
-        "offset": offset,
-        "next_offset": offset + limit if more else None,
-    }
+) -> Response:
+    """Runs, newest first: `{"runs": [...], "limit", "offset", "next_offset"}`."""
+    seq, now = ctx.hub.last_seq, time.monotonic()  # before the read: it is at least this new
+    key: tuple[object, ...] = ("runs", state, plan, limit, offset)
+    body = ctx.reads.get(seq, key, now)
+    if body is None:
+        runs = ctx.store.list_runs(state=state, plan=plan, limit=limit + 1, offset=offset)
+        more = len(runs) > limit
+        body = _json(
+            {
+                "runs": [serialize.run_json(r) for r in runs[:limit]],
+                "limit": limit,
+                "offset": offset,
+                "next_offset": offset + limit if more else None,
+            }
+        )
+        ctx.reads.put(seq, key, body, now)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/runs/{run_id}")
-async def get_run(run_id: str, ctx: Ctx) -> dict[str, Any]:
-    rid = ctx.store.resolve_run_id(run_id)
-    run = serialize.run_json(ctx.store.get_run(rid))
-    run["steps"] = [serialize.step_json(s) for s in ctx.store.get_steps(rid)]
-    return run
+async def get_run(run_id: str, ctx: Ctx) -> Response:
+    """One run with its steps."""
+    seq, now = ctx.hub.last_seq, time.monotonic()
+    key: tuple[object, ...] = ("run", run_id)
+    body = ctx.reads.get(seq, key, now)
+    if body is None:
+        rid = ctx.store.resolve_run_id(run_id)
+        run = serialize.run_json(ctx.store.get_run(rid))
+        run["steps"] = [serialize.step_json(s) for s in ctx.store.get_steps(rid)]
+        body = _json(run)
+        ctx.reads.put(seq, key, body, now)
+    return Response(body, media_type="application/json")
+
+
+def _json(value: Any) -> bytes:
+    import json
+
+    return json.dumps(value, separators=(",", ":"), default=str).encode()
 
 
 @router.get("/runs/{run_id}/steps/{step_id}")
