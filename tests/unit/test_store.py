@@ -805,3 +805,23 @@ def test_a_revision_0001_database_with_runs_is_upgraded_in_place(tmp_path: Path)
         assert upgraded.list_approvals() == []
         assert upgraded.list_agents() == []
     assert _schema_differences(url) == []
+
+
+def test_event_lines_are_exactly_the_api_json_of_each_event(store: SqlStore) -> None:
+    """The live stream sends EventLine.json; it must equal events/serialize.event_json."""
+    from agenthq.events.serialize import event_json
+
+    run = make_run(store, steps=("a", "b"))
+    batch = Batch(at=1795512842.258095)
+    batch.steps.append(
+        StepChange(run.id, "a", StepState.PENDING, StepState.READY, details={"ü": [1, 2.5, None]})
+    )
+    batch.events.append(NewEvent("note", run.id, "a", 1, {"text": 'quote " and \\ back'}))
+    store.apply(batch)
+    records = store.read_events(run_id=run.id)
+    lines = store.read_event_lines(run_id=run.id)
+    assert [line.seq for line in lines] == [r.seq for r in records]
+    for record, line in zip(records, lines, strict=True):
+        assert json.loads(line.json) == event_json(record)
+        assert line.kind == record.kind
+        assert line.run_id == record.run_id

@@ -7,6 +7,9 @@ backlog read means nothing committed in between is missed, and the seq check mea
 sent twice. Events are committed in seq order (writers serialise on the chain head), so a
 reader that has seen seq N has seen everything before it.
 
+Events travel as `EventLine`s — the API's JSON, built from the stored columns without
+decoding the details — so a busy run's thousands of events a second cost the server little.
+
 A client that falls too far behind is dropped rather than silently skipped: its stream ends
 and it reconnects with Last-Event-ID, reading what it missed from the store.
 """
@@ -19,7 +22,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from agenthq.store.api import EventRecord, Store
+from agenthq.store.api import EventLine, Store
 
 PAGE = 1000
 QUEUE_LIMIT = 200_000  # a client this far behind reconnects and reads the store
@@ -32,7 +35,7 @@ class LaggingError(Exception):
 @dataclass(eq=False)
 class Subscription:
     run_id: str | None
-    queue: asyncio.Queue[EventRecord] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
+    queue: asyncio.Queue[EventLine] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     lagging: bool = False
 
 
@@ -52,7 +55,7 @@ class EventHub:
         while True:
             # Off the event loop: a page of events is parsed JSON, and requests must not wait.
             page = await asyncio.to_thread(
-                self.store.read_events, after_seq=self.last_seq, limit=PAGE
+                self.store.read_event_lines, after_seq=self.last_seq, limit=PAGE
             )
             for event in page:
                 self._publish(event)
@@ -71,14 +74,14 @@ class EventHub:
 
     async def stream(
         self, run_id: str | None, after_seq: int, *, heartbeat: float = 15.0
-    ) -> AsyncIterator[list[EventRecord]]:
+    ) -> AsyncIterator[list[EventLine]]:
         """Backlog then live events after `after_seq`, in batches of what is ready (one write
         per batch, not per event); an empty batch now and then as a heartbeat."""
         sub = self.subscribe(run_id)
         try:
             last = after_seq
             while True:
-                page = self.store.read_events(after_seq=last, run_id=run_id, limit=PAGE)
+                page = self.store.read_event_lines(after_seq=last, run_id=run_id, limit=PAGE)
                 if page:
                     last = page[-1].seq
                     yield page
@@ -106,7 +109,7 @@ class EventHub:
         """Events per second read since the hub started."""
         return self.seen / max(1e-9, time.monotonic() - self._started)
 
-    def _publish(self, event: EventRecord) -> None:
+    def _publish(self, event: EventLine) -> None:
         self.last_seq = max(self.last_seq, event.seq)
         self.seen += 1
         for sub in list(self.subscribers):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from agenthq.states import FailureClass, RunState, StepState
 
@@ -312,6 +312,17 @@ class BreakerRecord:
     updated_at: float
 
 
+class EventLine(NamedTuple):
+    """An event as the JSON the API sends (events/serialize.event_json), built from the stored
+    columns without decoding and re-encoding its details: for live streams of thousands of
+    events a second."""
+
+    seq: int
+    run_id: str | None
+    kind: str
+    json: str
+
+
 @dataclass(frozen=True)
 class StoreStats:
     steps: Sequence[tuple[str, str | None, int]]  # (state, agent, count)
@@ -412,6 +423,10 @@ class Store(Protocol):
     def read_events(
         self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
     ) -> list[EventRecord]: ...
+
+    def read_event_lines(
+        self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
+    ) -> list[EventLine]: ...
 
     # ---- safety gates ----------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ from agenthq.store.api import (
     AttemptUpdate,
     Batch,
     BreakerRecord,
+    EventLine,
     EventRecord,
     GateRecord,
     NewRun,
@@ -607,6 +608,17 @@ class SqlStore:
             rows = conn.execute(query).all()
         return [_event_record(row) for row in rows]
 
+    def read_event_lines(
+        self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
+    ) -> list[EventLine]:
+        query = _EVENT_SELECT.where(events.c.seq > after_seq)
+        if run_id is not None:
+            query = query.where(events.c.run_id == run_id)
+        query = query.order_by(events.c.seq).limit(limit)
+        with self._reading() as conn:
+            rows = conn.execute(query).all()
+        return [_event_line(row) for row in rows]
+
 
 def _executemany(
     conn: Connection, key: Hashable, build: Callable[[], UpdateBase], rows: list[dict[str, Any]]
@@ -932,6 +944,20 @@ def _attempt_record(row: Sequence[Any]) -> AttemptRecord:
         cost_usd=row[15],
         usage=json.loads(row[16]) if row[16] else {},
     )
+
+
+_LINE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _event_line(row: Sequence[Any]) -> EventLine:
+    """The event's API JSON with its stored details text spliced in (it is canonical JSON)."""
+    seq, run_id, step_id, attempt, kind, from_state, to_state, at, details, _, digest = row
+    text = (
+        f'{{"seq":{int(seq)},"run_id":{_LINE(run_id)},"step_id":{_LINE(step_id)},'
+        f'"attempt":{_LINE(attempt)},"kind":{_LINE(kind)},"from":{_LINE(from_state)},'
+        f'"to":{_LINE(to_state)},"at":{_LINE(at)},"details":{details},"hash":{_LINE(digest)}}}'
+    )
+    return EventLine(int(seq), run_id, str(kind), text)
 
 
 def _event_record(row: Sequence[Any]) -> EventRecord:

@@ -7,18 +7,16 @@ run with `?run=ID`. SSE sends a comment line every 15 s so proxies keep the conn
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.responses import StreamingResponse
 
-from agenthq.events import serialize
 from agenthq.server import auth
 from agenthq.server.app import ServerContext, context
 from agenthq.server.feed import LaggingError
-from agenthq.store.api import EventRecord
+from agenthq.store.api import EventLine
 
 router = APIRouter(tags=["events"])
 
@@ -54,9 +52,8 @@ async def event_stream(
     )
 
 
-def _sse(event: EventRecord) -> str:
-    data = json.dumps(serialize.event_json(event), separators=(",", ":"))
-    return f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n"
+def _sse(event: EventLine) -> str:
+    return f"id: {event.seq}\nevent: {event.kind}\ndata: {event.json}\n\n"
 
 
 @router.websocket("/ws")
@@ -80,9 +77,7 @@ async def event_socket(
         rid = ctx.store.resolve_run_id(run) if run else None
         async for batch in ctx.hub.stream(rid, min(max(0, after), 2**62)):
             for event in batch:
-                await websocket.send_text(
-                    json.dumps(serialize.event_json(event), separators=(",", ":"))
-                )
+                await websocket.send_text(event.json)
     except (WebSocketDisconnect, LaggingError):
         return
     except Exception as exc:  # an unknown run id and the like: tell the client, then close
