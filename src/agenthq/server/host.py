@@ -86,6 +86,13 @@ class RunHost:
         try:
             self.runner.store.claim_run(run_id, self.runner.owner, steal_from=QUEUED)
             await self.runner.execute_async(run_id, options=RunOptions())
+        except asyncio.CancelledError:
+            # The server is stopping: hand the run back to the queue, so the next `serve`
+            # continues it (its interrupted attempts become `lost` and retry by policy).
+            with contextlib.suppress(AgentHQError):
+                if not self.runner.store.get_run(run_id).state.finished:
+                    self.runner.store.claim_run(run_id, QUEUED)
+            raise
         except AgentHQError as exc:
             log.warning("run %s: %s", run_id, exc)
 
