@@ -600,24 +600,20 @@ class SqlStore:
     def read_events(
         self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
     ) -> list[EventRecord]:
-        query = _EVENT_SELECT.where(events.c.seq > after_seq)
-        if run_id is not None:
-            query = query.where(events.c.run_id == run_id)
-        query = query.order_by(events.c.seq).limit(limit)
-        with self._reading() as conn:
-            rows = conn.execute(query).all()
-        return [_event_record(row) for row in rows]
+        return [_event_record(row) for row in self._event_rows(after_seq, run_id, limit)]
 
     def read_event_lines(
         self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
     ) -> list[EventLine]:
+        return [_event_line(row) for row in self._event_rows(after_seq, run_id, limit)]
+
+    def _event_rows(self, after_seq: int, run_id: str | None, limit: int) -> Sequence[Any]:
         query = _EVENT_SELECT.where(events.c.seq > after_seq)
         if run_id is not None:
             query = query.where(events.c.run_id == run_id)
         query = query.order_by(events.c.seq).limit(limit)
         with self._reading() as conn:
-            rows = conn.execute(query).all()
-        return [_event_line(row) for row in rows]
+            return conn.execute(query).all()
 
 
 def _executemany(
