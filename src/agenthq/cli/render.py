@@ -82,6 +82,7 @@ class LiveView:
         self.live = Live(console=console, refresh_per_second=8, transient=False)
         self.last: Progress | None = None
         self.log: list[str] = []
+        self.waiting: dict[str, str] = {}  # step → why it waits for a person
 
     def __enter__(self) -> LiveView:
         self.live.__enter__()
@@ -95,6 +96,10 @@ class LiveView:
     def on_progress(self, progress: Progress) -> None:
         self.last = progress
         for step_id, state, reason in progress.changes:
+            if state is StepState.AWAITING_APPROVAL:
+                self.waiting[step_id] = reason or "a gate asked"
+            else:
+                self.waiting.pop(step_id, None)
             if state in (StepState.FAILED, StepState.RETRYING, StepState.BLOCKED):
                 self.log.append(
                     f"{STATE_MARK.get(state.value, '·')} {step_id} {state.value}: {reason or ''}"
@@ -121,6 +126,14 @@ class LiveView:
             more = f" +{len(progress.running) - 8}" if len(progress.running) > 8 else ""
             parts.append(Text(f"running: {shown}{more}", style="blue"))
         parts.extend(Text(line, style="yellow") for line in self.log[-5:])
+        for step_id, why in list(self.waiting.items())[:5]:
+            parts.append(
+                Text(
+                    f"waiting for you: {step_id} ({why}) — "
+                    f"agenthq approve|reject {progress.run_id} {step_id}",
+                    style="magenta",
+                )
+            )
         return Group(*parts)
 
 
