@@ -492,11 +492,16 @@ class SqlStore:
         writers queue here, so seq numbers and hashes never fork."""
         if not drafts:
             return
-        head = conn.execute(
-            select(chain_head.c.seq, chain_head.c.hash)
-            .where(chain_head.c.id == CHAIN_HEAD_ID)
-            .with_for_update()
-        ).first()
+        head = _driver(
+            conn,
+            ("select", "chain_head"),
+            lambda: (
+                select(chain_head.c.seq, chain_head.c.hash)
+                .where(chain_head.c.id == bindparam("k_id"))
+                .with_for_update()
+            ),
+            {"k_id": CHAIN_HEAD_ID},
+        ).fetchone()
         if head is None:
             raise StoreError(
                 f"the database at {self._shown} has no event chain head; it was not created by agenthq"
@@ -535,10 +540,15 @@ class SqlStore:
             )
             previous = digest
         _executemany(conn, ("insert", "events"), lambda: insert(events), rows)
-        conn.execute(
-            update(chain_head)
-            .where(chain_head.c.id == CHAIN_HEAD_ID)
-            .values(seq=seq, hash=previous)
+        _driver(
+            conn,
+            ("update", "chain_head"),
+            lambda: (
+                update(chain_head)
+                .where(chain_head.c.id == bindparam("k_id"))
+                .values(seq=bindparam("v_seq"), hash=bindparam("v_hash"))
+            ),
+            {"k_id": CHAIN_HEAD_ID, "v_seq": seq, "v_hash": previous},
         )
 
     # ---- ownership and control ----------------------------------------------------------------
@@ -645,6 +655,24 @@ def _executemany(
 
 
 _COMPILED_SQL: dict[tuple[Hashable, ...], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _driver(
+    conn: Connection, key: Hashable, build: Callable[[], Any], params: dict[str, Any]
+) -> Any:
+    """One execution of a per-tick statement through the same compiled-SQL cache as
+    `_executemany`: building and compiling Core statements cost more than running them."""
+    columns = tuple(params)
+    dialect = conn.dialect
+    cache_key = (dialect.name, dialect.driver, dialect.paramstyle, key, columns)
+    entry = _COMPILED_SQL.get(cache_key)
+    if entry is None:
+        compiled = build().compile(dialect=dialect, column_keys=list(columns))
+        order = tuple(compiled.positiontup or ()) if compiled.positional else None
+        entry = _COMPILED_SQL[cache_key] = (compiled.string, order)
+    sql, order = entry
+    bound: Any = tuple(params[name] for name in order) if order is not None else params
+    return conn.exec_driver_sql(sql, bound)
 
 
 def _step_update(names: tuple[str, ...]) -> UpdateBase:
@@ -982,12 +1010,26 @@ def _update_step_counts(conn: Connection, writes: Sequence[_StepWrite]) -> None:
         delta[write.from_state] = delta.get(write.from_state, 0) - 1
         delta[write.to_state] = delta.get(write.to_state, 0) + 1
     for run_id, delta in deltas.items():
-        current = conn.execute(select(runs.c.step_counts).where(runs.c.id == run_id)).scalar()
-        counts: dict[str, int] = json.loads(current) if current else {}
+        row = _driver(
+            conn,
+            ("select", "runs.step_counts"),
+            lambda: select(runs.c.step_counts).where(runs.c.id == bindparam("k_id")),
+            {"k_id": run_id},
+        ).fetchone()
+        counts: dict[str, int] = json.loads(row[0]) if row and row[0] else {}
         for state, change in delta.items():
             counts[state] = counts.get(state, 0) + change
         counts = {k: v for k, v in counts.items() if v}
-        conn.execute(update(runs).where(runs.c.id == run_id).values(step_counts=_dumps(counts)))
+        _driver(
+            conn,
+            ("update", "runs.step_counts"),
+            lambda: (
+                update(runs)
+                .where(runs.c.id == bindparam("k_id"))
+                .values(step_counts=bindparam("v_counts"))
+            ),
+            {"k_id": run_id, "v_counts": _dumps(counts)},
+        )
 
 
 def _step_counts(conn: Connection, run_ids: list[str]) -> dict[str, dict[str, int]]:
