@@ -191,8 +191,12 @@ def api_latency(server: Server, plan: Path, run_id: str) -> dict[str, float] | N
     stop = threading.Event()
 
     def keep_running() -> None:
-        # Started the way a user queues work for the server, `agenthq run --detach`: the
-        # plan is compiled in that process, and the server only executes it.
+        # Queued as users do, `agenthq run --detach`; AGENTHQ_BENCH_VIA_API=1 posts the plan
+        # to the API instead (compiled in the server's compile worker).
+        if os.environ.get("AGENTHQ_BENCH_VIA_API") == "1":
+            while not stop.is_set():
+                server.wait(server.start(plan))
+            return
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTHQ_")}
         env["AGENTHQ_HOME"] = str(server.home)
         while not stop.is_set():

@@ -15,7 +15,8 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,22 @@ class ServerContext:
     base_url: str = "http://127.0.0.1:8765"
     limiter: RateLimiter = field(default_factory=RateLimiter)
     reads: ReadCache = field(default_factory=ReadCache)
+    tables: Mapping[str, Any] = field(default_factory=dict)  # agenthq.toml, for the workers
+    _pool: ProcessPoolExecutor | None = None
+
+    def compile_pool(self) -> ProcessPoolExecutor:
+        """The plan compile worker (server/compile_worker.py), started on first use."""
+        if self._pool is None:
+            from agenthq.server.compile_worker import new_pool
+
+            self._pool = new_pool()
+        return self._pool
+
+    def close_pool(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
     max_body_bytes: int = MAX_BODY_BYTES
     run_host: bool = True  # False: API only, runs are executed elsewhere
 
@@ -142,6 +159,7 @@ def create_app(ctx: ServerContext) -> FastAPI:
             if child is not None:
                 child.terminate()
                 await asyncio.to_thread(child.wait, 30)
+            await asyncio.to_thread(ctx.close_pool)
             for task in tasks:
                 await cancel_quietly(task)
 

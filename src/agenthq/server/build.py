@@ -39,5 +39,6 @@ def build_app(
         hub=hub,
         metrics=metrics,
         run_host=run_host,
+        tables=dict(settings.tables),
     )
     return create_app(ctx), ctx

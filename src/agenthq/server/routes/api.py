@@ -76,26 +76,46 @@ def api_health(ctx: Ctx) -> dict[str, Any]:
 
 
 @router.post("/plans/validate")
-def validate_plan(body: PlanInput, ctx: Ctx) -> dict[str, Any]:
+async def validate_plan(body: PlanInput, ctx: Ctx) -> dict[str, Any]:
     """Check a plan; 422 with every problem (file:line) when it is invalid."""
-    from agenthq.graph import compile_plan
-    from agenthq.spec.params import resolve_params
-
-    loaded, plan_dir = _load(body, ctx)
-    values = resolve_params(loaded.spec, body.params, allow_missing=True)
-    graph = compile_plan(loaded.spec, params=values, source=loaded.source, plan_dir=plan_dir)
-    return {"valid": True, "plan": loaded.spec.name, "steps": len(graph.nodes)}
+    result = await _in_worker(ctx, body, start=False)
+    return {"valid": True, "plan": result["plan"], "steps": result["steps"]}
 
 
 @router.post("/runs", status_code=201)
-def start_run(body: StartRun, ctx: Ctx) -> dict[str, Any]:
+async def start_run(body: StartRun, ctx: Ctx) -> dict[str, Any]:
     """Start a run; the server executes it (it is queued for the run host)."""
-    loaded, _ = _load(body, ctx)
-    record = ctx.runner.start(
-        loaded, params=body.params, workspace=ctx.workspace, max_workers=body.max_workers
+    result = await _in_worker(ctx, body, start=True, max_workers=body.max_workers)
+    return serialize.run_json(ctx.store.get_run(result["run_id"]))
+
+
+async def _in_worker(
+    ctx: ServerContext, body: PlanInput, *, start: bool, max_workers: int | None = None
+) -> dict[str, Any]:
+    """Parse and compile (and for `start`, record and queue) in the compile worker."""
+    import asyncio
+    import functools
+
+    from agenthq.server.compile_worker import compile_in_worker, raise_for
+
+    path = _plan_path(body, ctx) if body.path is not None else None
+    call = functools.partial(
+        compile_in_worker,
+        db_url=ctx.store.url,
+        home=str(ctx.home),
+        tables=dict(ctx.tables),
+        config_file=str(ctx.workspace / "agenthq.toml"),
+        plan_text=body.plan,
+        plan_path=str(path) if path is not None else None,
+        params=dict(body.params),
+        workspace=str(ctx.workspace),
+        max_workers=max_workers,
+        start=start,
     )
-    ctx.host.queue(record.id)
-    return serialize.run_json(ctx.store.get_run(record.id))
+    kind, value = await asyncio.get_running_loop().run_in_executor(ctx.compile_pool(), call)
+    if kind != "ok":
+        raise_for(kind, value)
+    return dict(value)
 
 
 @router.get("/runs")
@@ -359,11 +379,7 @@ def _who(request: Request) -> str:
     return f"dashboard@{client}"
 
 
-def _load(body: PlanInput, ctx: ServerContext) -> tuple[Any, FilePath | None]:
-    from agenthq.spec.load import load_plan, load_plan_text
-
-    if body.plan is not None:
-        return load_plan_text(body.plan, name="<request>"), None
+def _plan_path(body: PlanInput, ctx: ServerContext) -> FilePath:
     assert body.path is not None
     path = (ctx.workspace / body.path).resolve()
     if not path.is_relative_to(ctx.workspace.resolve()):
@@ -372,7 +388,7 @@ def _load(body: PlanInput, ctx: ServerContext) -> tuple[Any, FilePath | None]:
         )
     if not path.is_file():
         raise NotFoundError(f"no plan file at {body.path!r} in {ctx.workspace}")
-    return load_plan(path), path.parent
+    return path
 
 
 def _inside_home(ctx: ServerContext, raw: str | None) -> FilePath:
