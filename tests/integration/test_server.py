@@ -411,3 +411,12 @@ def test_serve_refuses_a_public_address_without_allow_remote(tmp_path: Path) -> 
     assert done.returncode == 2
     assert "--allow-remote" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_odd_plan_paths_are_input_errors(live: LiveServer) -> None:
+    """Found by schemathesis: a NUL in a path crashed path resolution."""
+    with live.client() as http:
+        for path in ("plans/\x00x.yaml", "", "   "):
+            response = http.post("/api/plans/validate", json={"path": path})
+            assert response.status_code == 422, (path, response.text)
+            assert response.json()["error"]["code"] == "invalid_request"

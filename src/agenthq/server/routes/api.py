@@ -46,6 +46,8 @@ class PlanInput(Strict):
     def _one_source(self) -> PlanInput:
         if (self.plan is None) == (self.path is None):
             raise ValueError("give exactly one of `plan` (YAML text) or `path` (a plan file)")
+        if self.path is not None and ("\x00" in self.path or not self.path.strip()):
+            raise ValueError("`path` must be a file path (no NUL characters, not empty)")
         return self
 
 
