@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from agenthq.cli import common
+from agenthq.engine.approvals import human_duration
 from agenthq.events.serialize import agent_json, approval_json
 
 agents_app = typer.Typer(
@@ -61,13 +62,15 @@ def approvals(
         return
     for a in pending:
         score = f"score {a.score:.0f}" if a.score is not None else a.kind.value
-        print(f"{a.run_id}  {a.step_id}  [{score}]  waiting {_age(now - a.requested_at)}")
+        print(f"{a.run_id}  {a.step_id}  [{score}]  waiting {human_duration(now - a.requested_at)}")
         if a.command:
             print(f"    command: {a.command}")
         for reason in a.reasons:
             print(f"    - {reason}")
         escalated = f", escalated to {a.escalate_to}" if a.escalated else ""
-        print(f"    expires in {_age(a.expires_at - now)} (then: {a.on_timeout}){escalated}")
+        print(
+            f"    expires in {human_duration(a.expires_at - now)} (then: {a.on_timeout}){escalated}"
+        )
     print(f"\n{len(pending)} waiting. `agenthq approve RUN STEP` or `agenthq reject RUN STEP`.")
 
 
@@ -235,14 +238,3 @@ def default_identity() -> str:
     except (KeyError, OSError):
         user = "unknown"
     return f"{user}@{socket.gethostname()}"
-
-
-def _age(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f}d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f}h"
-    if seconds >= 60:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds:.0f}s"

@@ -152,12 +152,14 @@ def expiry(record: ApprovalRecord, now: float) -> ApprovalDecision:
         state=ApprovalState.APPROVED if approve else ApprovalState.REJECTED,
         by=TIMEOUT_DECIDER,
         at=now,
-        note=f"no decision within {_duration(waited)}; on_timeout: {record.on_timeout}",
+        note=f"no decision within {human_duration(waited)}; on_timeout: {record.on_timeout}",
         expired=True,
     )
 
 
-def _duration(seconds: float) -> str:
+def human_duration(seconds: float) -> str:
+    """7.0d, 2.5h, 12m, 40s: how long something waited, for people."""
+    seconds = max(0.0, seconds)
     if seconds >= 86400:
         return f"{seconds / 86400:.1f}d"
     if seconds >= 3600:

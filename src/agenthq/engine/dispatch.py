@@ -74,6 +74,7 @@ class Prepared:
     attempt: int
     invocation: Invocation | None
     executor: Executor | None
+    log_paths: tuple[Path, Path]  # stdout, stderr: named once, recorded with the attempt
     failure: Outcome | None = None  # rendering failed: the attempt starts and fails at once
 
     @property
@@ -134,12 +135,12 @@ class Dispatcher:
                 else FailureClass.EXECUTION,
                 error=self.masker(str(exc)),
             )
-            return Prepared(node, attempt, None, None, failure)
-        return Prepared(node, attempt, invocation, executor)
+            return Prepared(node, attempt, None, None, (stdout_path, stderr_path), failure)
+        return Prepared(node, attempt, invocation, executor, (stdout_path, stderr_path))
 
     def enqueue(self, prepared: Prepared, batch: Batch) -> None:
         """Record the attempt as started in `batch`; the process starts after the commit."""
-        stdout_path, stderr_path = self._log_paths(prepared.node.id, prepared.attempt)
+        stdout_path, stderr_path = prepared.log_paths
         batch.attempt_starts.append(
             AttemptStart(
                 self.run_id,

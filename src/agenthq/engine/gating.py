@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from agenthq.errors import ConfigError
 from agenthq.gates import breaker as breakers
-from agenthq.gates.base import Gate, GateResult, Outcome, Phase, StepFacts, run_gates, verdict
+from agenthq.gates.base import Gate, GateResult, Outcome, Phase, StepFacts, run_gates
 from agenthq.gates.cost import CostFacts, check_budget
 from agenthq.gates.policy import Policy
 from agenthq.graph import PlanGraph, StepNode
@@ -32,7 +32,6 @@ from agenthq.store.api import GateRecord
 
 __all__ = ["GateConfig", "GatePipeline", "gate_config_from_tables"]
 
-_SECTIONS = ("policy", "gates", "approvals", "budgets", "breaker")
 # `approval` asks a person every time, so a step opts into it; the rest judge and mostly pass.
 DEFAULT_GATES = ("risk", "secrets", "quality", "cost")
 
@@ -367,8 +366,3 @@ def _has_output(facts: StepFacts) -> bool:
         except OSError:
             continue
     return False
-
-
-def blocking(results: Sequence[GateResult]) -> Outcome:
-    """The decision for the step: the most severe answer (see gates.base.verdict)."""
-    return verdict(results)

@@ -271,7 +271,7 @@ _PLACEHOLDERS: tuple[_Rule, ...] = (
         ),
         "an elided-code comment",
     ),
-    # "TODO: implement", "# FIXME: implement this", "// TODO: add implementation"
+    # to-do markers that ask for the missing implementation (todo/fixme/xxx/tbd + "implement")
     _Rule(
         _phrase(
             r"(?:todo|fixme|xxx|tbd)\b[\s:!-]*(?:\([\w@.-]*\)[\s:!-]*)?(?:implement|finish|"

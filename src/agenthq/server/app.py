@@ -118,7 +118,6 @@ class ServerContext:
     host: RunHost
     hub: EventHub
     metrics: Metrics
-    base_url: str = "http://127.0.0.1:8765"
     limiter: RateLimiter = field(default_factory=RateLimiter)
     reads: ReadCache = field(default_factory=ReadCache)
     tables: Mapping[str, Any] = field(default_factory=dict)  # agenthq.toml, for the workers
@@ -370,7 +369,3 @@ async def _too_large(limit: int, send: Send) -> None:
 def context(request: Request) -> ServerContext:
     ctx: ServerContext = request.app.state.ctx
     return ctx
-
-
-def json_error(status: int, code: str, message: str) -> dict[str, Any]:
-    return {"error": {"code": code, "message": message}}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,49 +25,31 @@ def new_pool() -> ProcessPoolExecutor:
     return ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
 
 
-def compile_in_worker(
-    *,
-    db_url: str,
-    home: str,
-    tables: Mapping[str, Any],
-    config_file: str,
-    plan_text: str | None,
-    plan_path: str | None,
-    params: Mapping[str, Any],
-    workspace: str,
-    max_workers: int | None,
-    start: bool,
-) -> tuple[str, Any]:
+@dataclass(frozen=True)
+class CompileRequest:
+    """One request's worth of plain, picklable values."""
+
+    db_url: str
+    home: str
+    tables: Mapping[str, Any]
+    config_file: str
+    plan_text: str | None
+    plan_path: str | None
+    params: Mapping[str, Any]
+    workspace: str
+    max_workers: int | None
+    start: bool  # False: validate only
+
+
+def compile_in_worker(request: CompileRequest) -> tuple[str, Any]:
     """("ok", {"run_id"} or {"plan", "steps"}) or (error kind, message)."""
     try:
-        return "ok", _compile(
-            db_url,
-            home,
-            tables,
-            config_file,
-            plan_text,
-            plan_path,
-            params,
-            workspace,
-            max_workers,
-            start,
-        )
+        return "ok", _compile(request)
     except AgentHQError as exc:
         return _kind(exc), str(exc)
 
 
-def _compile(  # noqa: PLR0917
-    db_url: str,
-    home: str,
-    tables: Mapping[str, Any],
-    config_file: str,
-    plan_text: str | None,
-    plan_path: str | None,
-    params: Mapping[str, Any],
-    workspace: str,
-    max_workers: int | None,
-    start: bool,
-) -> dict[str, Any]:
+def _compile(request: CompileRequest) -> dict[str, Any]:
     from agenthq.engine.gating import gate_config_from_tables
     from agenthq.engine.ownership import QUEUED
     from agenthq.engine.runner import Runner
@@ -75,24 +58,29 @@ def _compile(  # noqa: PLR0917
     from agenthq.spec.params import resolve_params
     from agenthq.store import open_store
 
-    if plan_text is not None:
-        loaded = load_plan_text(plan_text, name="<request>")
+    if request.plan_text is not None:
+        loaded = load_plan_text(request.plan_text, name="<request>")
         plan_dir = None
     else:
-        assert plan_path is not None
-        loaded = load_plan(plan_path)
-        plan_dir = Path(plan_path).parent
-    if not start:
-        values = resolve_params(loaded.spec, params, allow_missing=True)
+        assert request.plan_path is not None
+        loaded = load_plan(request.plan_path)
+        plan_dir = Path(request.plan_path).parent
+    if not request.start:
+        values = resolve_params(loaded.spec, request.params, allow_missing=True)
         graph = compile_plan(loaded.spec, params=values, source=loaded.source, plan_dir=plan_dir)
         return {"plan": loaded.spec.name, "steps": len(graph.nodes)}
-    key = (db_url, home)
+    key = (request.db_url, request.home)
     runner = _RUNNERS.get(key)
     if runner is None:
-        store = open_store(db_url)
-        runner = Runner(store, home=Path(home), gates=gate_config_from_tables(tables, config_file))
+        gates = gate_config_from_tables(request.tables, request.config_file)
+        runner = Runner(open_store(request.db_url), home=Path(request.home), gates=gates)
         _RUNNERS[key] = runner
-    record = runner.start(loaded, params=params, workspace=workspace, max_workers=max_workers)
+    record = runner.start(
+        loaded,
+        params=request.params,
+        workspace=request.workspace,
+        max_workers=request.max_workers,
+    )
     runner.store.claim_run(record.id, QUEUED)
     return {"run_id": record.id}
 

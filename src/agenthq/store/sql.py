@@ -565,12 +565,8 @@ class SqlStore:
         with self._writing() as conn:
             if conn.execute(statement).rowcount == 1:
                 return
-            holder = conn.execute(
-                select(runs.c.id, runs.c.owner).where(runs.c.id == run_id)
-            ).first()
-        if holder is None:
-            raise _no_run(run_id)
-        raise RunBusyError(f"run {run_id} is being executed by process {holder[1]}")
+            holder = _holder(conn, run_id)
+        raise RunBusyError(f"run {run_id} is being executed by process {holder}")
 
     def heartbeat(self, run_id: str, owner: str, at: float) -> None:
         """Raises RunBusyError when `owner` no longer holds the run: another process took it
@@ -581,12 +577,8 @@ class SqlStore:
         with self._writing() as conn:
             if conn.execute(statement).rowcount == 1:
                 return
-            holder = conn.execute(
-                select(runs.c.id, runs.c.owner).where(runs.c.id == run_id)
-            ).first()
-        if holder is None:
-            raise _no_run(run_id)
-        raise RunBusyError(f"run {run_id} is now executed by process {holder[1]}, not {owner}")
+            holder = _holder(conn, run_id)
+        raise RunBusyError(f"run {run_id} is now executed by process {holder}, not {owner}")
 
     def release_run(self, run_id: str, owner: str) -> None:
         statement = (
@@ -998,6 +990,14 @@ def _event_record(row: Sequence[Any]) -> EventRecord:
         prev_hash=row[9],
         hash=row[10],
     )
+
+
+def _holder(conn: Connection, run_id: str) -> str | None:
+    """Who owns the run, after a compare-and-set on its owner found someone else there."""
+    row = conn.execute(select(runs.c.id, runs.c.owner).where(runs.c.id == run_id)).first()
+    if row is None:
+        raise _no_run(run_id)
+    return row[1]  # type: ignore[no-any-return]
 
 
 def _update_step_counts(conn: Connection, writes: Sequence[_StepWrite]) -> None:

@@ -96,13 +96,11 @@ async def _in_worker(
 ) -> dict[str, Any]:
     """Parse and compile (and for `start`, record and queue) in the compile worker."""
     import asyncio
-    import functools
 
-    from agenthq.server.compile_worker import compile_in_worker, raise_for
+    from agenthq.server.compile_worker import CompileRequest, compile_in_worker, raise_for
 
     path = _plan_path(body, ctx) if body.path is not None else None
-    call = functools.partial(
-        compile_in_worker,
+    request = CompileRequest(
         db_url=ctx.store.url,
         home=str(ctx.home),
         tables=dict(ctx.tables),
@@ -114,7 +112,8 @@ async def _in_worker(
         max_workers=max_workers,
         start=start,
     )
-    kind, value = await asyncio.get_running_loop().run_in_executor(ctx.compile_pool(), call)
+    loop = asyncio.get_running_loop()
+    kind, value = await loop.run_in_executor(ctx.compile_pool(), compile_in_worker, request)
     if kind != "ok":
         raise_for(kind, value)
     return dict(value)
