@@ -79,6 +79,7 @@ class AttemptRecord:
     owner: str | None
     cost_usd: float | None = None
     usage: Mapping[str, float] = field(default_factory=dict)
+    session_id: str | None = None  # a coding agent's conversation, resumed by a retry
 
 
 @dataclass(frozen=True)

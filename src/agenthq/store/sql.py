@@ -99,6 +99,7 @@ ATTEMPT_FIELDS = frozenset(
         "proc_start",
         "cost_usd",
         "usage",
+        "session_id",
     }
 )
 _JSON_FIELDS = frozenset({"outputs", "retries_used", "usage"})
@@ -410,6 +411,10 @@ class SqlStore:
     def run_spending(self, run_id: str) -> dict[str, float]:
         with self._reading() as conn:
             return governance.run_spending(conn, run_id)
+
+    # ---- message bus (store/messages.py) ---------------------------------------------------
+
+    # ---- alerts (store/alerts.py) -----------------------------------------------------------
 
     def _update_steps(self, conn: Connection, writes: list[_StepWrite], at: float) -> None:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
@@ -887,6 +892,7 @@ _ATTEMPT_SELECT: Select[Any] = select(
     attempts.c.owner,
     attempts.c.cost_usd,
     attempts.c.usage,
+    attempts.c.session_id,
 )
 _EVENT_SELECT: Select[Any] = select(
     events.c.seq,
@@ -959,6 +965,7 @@ def _attempt_record(row: Sequence[Any]) -> AttemptRecord:
         owner=row[14],
         cost_usd=row[15],
         usage=json.loads(row[16]) if row[16] else {},
+        session_id=row[17],
     )
 
 

@@ -94,6 +94,8 @@ attempts = Table(
     Column("owner", String()),
     Column("cost_usd", Float),  # what the attempt reported spending (`{"agenthq": {...}}` lines)
     Column("usage", Text),  # everything it reported, canonical JSON
+    # A coding agent's conversation id, so a retry resumes it (revision 0004).
+    Column("session_id", String()),
     PrimaryKeyConstraint("run_id", "step_id", "number", name="pk_attempts"),
     ForeignKeyConstraint(
         ["run_id", "step_id"],
@@ -203,4 +205,85 @@ breakers = Table(
     Column("cooldown_s", Float, nullable=False),
     Column("trips", Integer, nullable=False),
     Column("updated_at", Float, nullable=False),
+)
+
+# ---- agents, messages, alerts, worktrees (revision 0004) --------------------------------------
+
+# What the last health check of each agent found; the agents table above keeps quarantine.
+agent_health = Table(
+    "agent_health",
+    metadata,
+    Column("name", String(), primary_key=True),
+    Column("health", String(16), nullable=False),  # healthy | unhealthy | offline
+    Column("detail", Text),  # the failing check's last line, for `agenthq agents`
+    Column("failures", Integer, nullable=False, server_default="0"),  # consecutive
+    Column("checked_at", Float, nullable=False),
+    Column("next_at", Float),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("sender", String(), nullable=False),
+    Column("recipient", String(), nullable=False),
+    Column("subject", Text),
+    Column("body", Text, nullable=False),
+    Column("dedupe_key", String()),
+    Column("run_id", String(64)),
+    Column("step_id", String()),
+    Column("created_at", Float, nullable=False),
+    Column("read_at", Float),
+    Index("ux_messages_dedupe_key", "dedupe_key", unique=True),
+    Index("ix_messages_recipient_read_at", "recipient", "read_at"),
+)
+
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("rule", String(64), nullable=False),
+    Column("severity", String(16), nullable=False),  # low | medium | high | critical
+    Column("subject", String(), nullable=False),  # what it is about: a run, an agent, a step
+    Column("message", Text, nullable=False),
+    Column("details", Text, nullable=False),  # JSON
+    Column("state", String(16), nullable=False),  # open | acknowledged | resolved
+    Column("first_seen", Float, nullable=False),
+    Column("last_seen", Float, nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("acked_by", String()),
+    Column("acked_at", Float),
+    Column("note", Text),
+    Column("resolved_at", Float),
+    Column("run_id", String(64)),
+    Index("ix_alerts_rule_subject_state", "rule", "subject", "state"),
+    Index("ix_alerts_state", "state"),
+)
+
+# Where a reader of the event table stopped (the alert evaluator), so a restart neither misses
+# nor repeats events.
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("name", String(), primary_key=True),
+    Column("seq", Integer, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+worktrees = Table(
+    "worktrees",
+    metadata,
+    Column("run_id", String(64), nullable=False),
+    Column("step_id", String(), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("branch", String(), nullable=False),
+    Column("base", String(), nullable=False),  # the commit the branch started from
+    Column("repo", Text, nullable=False),  # the checkout it merges back into
+    # active | merged | review | conflict | kept | removed
+    Column("state", String(16), nullable=False),
+    Column("merge", String(16), nullable=False),  # auto | review
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    PrimaryKeyConstraint("run_id", "step_id", "attempt", name="pk_worktrees"),
 )
