@@ -20,6 +20,7 @@ from typing import Any
 
 from agenthq.errors import PlanError, Problem
 from agenthq.spec import templating
+from agenthq.spec.agents import AgentRef
 from agenthq.spec.callables import CallableError, resolve_callable
 from agenthq.spec.models import PlanSpec, RetrySpec, StepSpec
 from agenthq.spec.source_map import Path as SpecPath
@@ -39,10 +40,11 @@ class StepNode:
     needs: tuple[str, ...]  # instance ids
     timeout: float | None
     retry: RetrySpec
-    agent: str | None
+    agent: str | None  # the agent named by the plan; None when any agent with a tag may take it
     writes: tuple[str, ...]
     item: Any = None
     has_item: bool = False
+    capability: str | None = None  # `agent: {capability: TAG}`: the scheduler picks the agent
 
 
 @dataclass(frozen=True)
@@ -166,6 +168,8 @@ def _template_fields(step: StepSpec) -> Iterator[tuple[SpecPath, str]]:
         yield ("run",), step.run
     if step.when is not None:
         yield ("when",), step.when
+    if step.prompt is not None:
+        yield ("prompt",), step.prompt
     if step.cwd is not None:
         yield ("cwd",), step.cwd
     if isinstance(step.foreach, str):
@@ -223,7 +227,10 @@ def _check_templates(spec: PlanSpec, index: dict[str, int], problems: _Problems)
                 problems.add(at, f"step {step.id!r}: {exc}")
                 continue
             for name in sorted(refs.names - allowed):
-                hint = "templates can use params, steps (upstream only) and item (in foreach steps)"
+                hint = (
+                    "templates can use params, steps (upstream only), item (in foreach steps) "
+                    "and inbox (the agent's unread messages)"
+                )
                 if name == "item":
                     hint = "`item` exists only in steps with `foreach`"
                 problems.add(at, f"step {step.id!r}: template uses unknown name {name!r}", hint)
@@ -326,10 +333,11 @@ def _assemble(
                 needs=needs,
                 timeout=step.timeout if step.timeout is not None else spec.defaults.timeout,
                 retry=step.retry or default_retry,
-                agent=step.agent or spec.defaults.agent,
+                agent=_agent_name(step, spec),
                 writes=writes,
                 item=item,
                 has_item=has_item,
+                capability=step.agent.capability if isinstance(step.agent, AgentRef) else None,
             )
             children[instance_id] = []
             for need in needs:
@@ -343,6 +351,12 @@ def _assemble(
         conflicts=_write_conflicts(nodes),
         plan_dir=str(plan_dir) if plan_dir is not None else None,
     )
+
+
+def _agent_name(step: StepSpec, spec: PlanSpec) -> str | None:
+    if isinstance(step.agent, AgentRef):
+        return None
+    return step.agent or spec.defaults.agent
 
 
 def _render_write(pattern: str, context: Mapping[str, Any]) -> str:

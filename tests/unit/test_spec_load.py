@@ -335,7 +335,10 @@ def test_unknown_key_without_a_close_match_lists_the_valid_ones(tmp_path: Path) 
 
 def test_step_with_neither_run_nor_uses(tmp_path: Path) -> None:
     problem = only(refused(tmp_path, "name: p\nsteps:\n  - id: a\n    needs: []\n"))
-    assert problem.message == "step 'a' needs `run` (a shell command) or `uses` (module:function)"
+    assert problem.message == (
+        "step 'a' needs `run` (a shell command), `uses` (module:function) "
+        "or `prompt` with an `agent`"
+    )
     assert at(problem) == (3, 5)  # the step itself
 
 
@@ -423,7 +426,11 @@ def test_every_problem_is_reported_at_once_in_file_order(tmp_path: Path) -> None
             "steps[1] (id: b): trigger: expected one of 'all_success', 'all_done', "
             "'one_failed' or 'none_failed', got the string 'always'",
         ),
-        (10, "step 'c' needs `run` (a shell command) or `uses` (module:function)"),
+        (
+            10,
+            "step 'c' needs `run` (a shell command), `uses` (module:function) "
+            "or `prompt` with an `agent`",
+        ),
     ]
     # The rendered error is one line per problem, each naming the file and position.
     assert str(error).count(f"{tmp_path / 'plan.yaml'}:") == 4

@@ -10,16 +10,18 @@ from __future__ import annotations
 import getpass
 import socket
 import time
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from agenthq.cli import common
+from agenthq.cli import common, render
 from agenthq.engine.approvals import human_duration
-from agenthq.events.serialize import agent_json, approval_json
+from agenthq.errors import InputError
+from agenthq.events.serialize import approval_json
+from agenthq.store.api import BreakerRecord
 
 agents_app = typer.Typer(
-    help="Agents the gates act on: list them, release a quarantined one.",
+    help="Agents: list them with their state and load, check their health, release a quarantined one.",
     invoke_without_command=True,
 )
 
@@ -200,24 +202,73 @@ def approval_link(
 
 @agents_app.callback()
 def agents(ctx: typer.Context, json_output: JsonOpt = False) -> None:
-    """List agents the gates have acted on: quarantined ones, with the reason and step."""
+    """List agents: state (idle, busy, quarantined, unhealthy, offline), load, failure rate,
+    mean risk; declared ones (built-in, agenthq.toml) and any a step has named."""
     if ctx.invoked_subcommand is not None:
         return
-    store = common.store()
-    records = store.list_agents()
+    from agenthq.agents.registry import Registry
+    from agenthq.agents.roster import roster
+
+    config = common.settings()
+    registry = Registry.build(common.agent_specs(config))
+    store = common.store(config)
+    statuses = roster(registry, store, time.time())
     breakers = store.get_breakers()
     if json_output:
-        common.print_json([agent_json(a, breakers.get(f"agent:{a.name}")) for a in records])
+        common.print_json(
+            [
+                {**s.as_json(), "breaker": _breaker_json(breakers.get(f"agent:{s.name}"))}
+                for s in statuses
+            ]
+        )
         return
-    if not records and not breakers:
-        print("no agent has been quarantined or tripped a breaker")
+    render.agents_table(statuses, breakers)
+
+
+def _breaker_json(breaker: BreakerRecord | None) -> dict[str, Any] | None:
+    return None if breaker is None else {"state": breaker.state, "trips": breaker.trips}
+
+
+@agents_app.command("check")
+def check(
+    names: Annotated[
+        list[str] | None, typer.Argument(help="Agents to check (default: all).")
+    ] = None,
+) -> None:
+    """Run agents' health checks now and record the answers (exit 1 if any is not healthy)."""
+    import asyncio
+    import os
+
+    from agenthq.agents.health import check_agent
+    from agenthq.agents.registry import Registry
+
+    config = common.settings()
+    registry = Registry.build(common.agent_specs(config))
+    store = common.store(config)
+    chosen = [registry.get(n) for n in names] if names else list(registry.agents.values())
+    unknown = [n for n, a in zip(names or [], chosen, strict=False) if a is None]
+    if unknown:
+        raise InputError(
+            f"no agent named {', '.join(unknown)}; `agenthq agents` lists the declared ones"
+        )
+    with_checks = [a for a in chosen if a is not None and a.spec.health is not None]
+    if not with_checks:
+        print('no agent to check: declare [agents.NAME.health] command = "..." in agenthq.toml')
         return
-    for a in records:
-        where = f" ({a.step_id} of run {a.run_id})" if a.run_id else ""
-        why = f": {a.reason}" if a.state.value == "quarantined" and a.reason else ""
-        print(f"{a.name}  {a.state.value}{where}{why}")
-    for key, b in sorted(breakers.items()):
-        print(f"breaker {key}: {b.state} ({b.failures} failures in a row, {b.trips} trips)")
+
+    async def all_checks() -> list[Any]:
+        env = dict(os.environ)
+        return list(await asyncio.gather(*(check_agent(store, a, env) for a in with_checks)))
+
+    bad = 0
+    for record in asyncio.run(all_checks()):
+        if record is None:
+            continue
+        detail = f": {record.detail}" if record.detail else ""
+        print(f"{record.name}  {record.health}{detail}")
+        bad += record.health != "healthy"
+    if bad:
+        raise typer.Exit(1)
 
 
 @agents_app.command("release")

@@ -13,6 +13,7 @@ from agenthq.store.api import Store
 
 if TYPE_CHECKING:
     from agenthq.engine.gating import GateConfig
+    from agenthq.spec.agents import AgentSpec
 
 # The JSON shapes are shared with the HTTP API (events/serialize.py).
 run_json = serialize.run_json
@@ -36,6 +37,14 @@ def gate_config(config: Settings) -> GateConfig:
     from agenthq.engine.gating import gate_config_from_tables
 
     return gate_config_from_tables(config.tables, str(config.config_file))
+
+
+def agent_specs(config: Settings) -> dict[str, AgentSpec]:
+    """`[agents.NAME]` of agenthq.toml (ConfigError, exit 2, naming the key, on bad input)."""
+    from agenthq.agents.registry import agents_from_table
+
+    table = config.tables.get("agents", {})
+    return agents_from_table(table, str(config.config_file))
 
 
 def store(config: Settings | None = None) -> Store:

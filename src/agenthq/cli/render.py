@@ -13,10 +13,11 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from agenthq.agents.roster import AgentStatus
 from agenthq.engine.scheduler import Progress
 from agenthq.spec.durations import format_duration
 from agenthq.states import RunState, StepState
-from agenthq.store.api import RunRecord, StepRecord
+from agenthq.store.api import BreakerRecord, RunRecord, StepRecord
 
 STATE_STYLE: Mapping[str, str] = {
     "pending": "dim",
@@ -200,3 +201,39 @@ def summary_line(run: RunRecord) -> str:
         RunState.CANCELLED: "was cancelled",
     }
     return f"run {run.id} {verb.get(run.state, run.state.value)} in {_duration(run.started_at, run.finished_at)}: {counts}"
+
+
+_AGENT_STYLE = {
+    "idle": "green",
+    "busy": "cyan",
+    "quarantined": "bold red",
+    "unhealthy": "red",
+    "offline": "dim",
+}
+
+
+def agents_table(statuses: Sequence[AgentStatus], breakers: Mapping[str, BreakerRecord]) -> None:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for column in ("agent", "kind", "state", "load", "fail 24h", "risk", "capabilities", "note"):
+        table.add_column(column, overflow="fold")
+    for s in statuses:
+        limit = f"/{s.max_concurrency}" if s.max_concurrency else ""
+        notes = []
+        if s.quarantine_reason:
+            notes.append(f"{s.quarantine_reason} ({s.quarantined_step} of {s.quarantined_run})")
+        elif s.health_detail:
+            notes.append(s.health_detail)
+        breaker = breakers.get(f"agent:{s.name}")
+        if breaker is not None and breaker.state != "closed":
+            notes.append(f"breaker {breaker.state}")
+        table.add_row(
+            s.name,
+            s.kind,
+            Text(s.state, style=_AGENT_STYLE.get(s.state, "")),
+            f"{s.load}{limit}",
+            f"{s.failure_rate:.0%} of {s.attempts}" if s.attempts else "",
+            f"{s.mean_risk:.2f}" if s.mean_risk is not None else "",
+            ", ".join(s.capabilities),
+            "; ".join(notes),
+        )
+    Console().print(table)

@@ -173,7 +173,8 @@ def runner_for(config: Settings) -> Runner:
     from agenthq.engine.runner import Runner
 
     gates = common.gate_config(config)
-    return Runner(common.store(config), home=config.home, gates=gates)
+    agents = common.agent_specs(config)
+    return Runner(common.store(config), home=config.home, gates=gates, agents=agents)
 
 
 def _execute(

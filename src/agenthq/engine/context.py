@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from agenthq.graph import PlanGraph, StepNode
@@ -45,15 +45,40 @@ class StepResults(Mapping[str, Any]):
 def needs_rendering(node: StepNode) -> bool:
     """Whether any field of the step is a template; most steps in big plans are not."""
     spec = node.spec
-    texts: list[str] = [t for t in (spec.run, spec.cwd, spec.when) if t is not None]
+    texts: list[str] = [t for t in (spec.run, spec.cwd, spec.when, spec.prompt) if t is not None]
     texts.extend(spec.env.values())
     if any(templating.is_template(t) for t in texts):
         return True
     return bool(spec.with_) and templating.is_template(repr(spec.with_))
 
 
-def template_context(graph: PlanGraph, node: StepNode, results: StepResults) -> dict[str, Any]:
+class Inbox(Sequence[Mapping[str, Any]]):
+    """`inbox` in templates: the agent's unread messages, read from the store on first use."""
+
+    def __init__(self, read: Callable[[], list[Mapping[str, Any]]]) -> None:
+        self._read = read
+        self._items: list[Mapping[str, Any]] | None = None
+
+    def _all(self) -> list[Mapping[str, Any]]:
+        if self._items is None:
+            self._items = self._read()
+        return self._items
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._all()[index]
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+def template_context(
+    graph: PlanGraph,
+    node: StepNode,
+    results: StepResults,
+    inbox: Callable[[], list[Mapping[str, Any]]] | None = None,
+) -> dict[str, Any]:
     context: dict[str, Any] = {"params": graph.params, "steps": results}
     if node.has_item:
         context["item"] = node.item
+    context["inbox"] = Inbox(inbox or list)
     return context

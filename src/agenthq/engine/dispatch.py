@@ -11,19 +11,23 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agenthq.agents.registry import Agent
+from agenthq.engine.agent_calls import AgentUseError, agent_call, merge_mode, workspace_mode
 from agenthq.engine.context import StepResults, needs_rendering, template_context
 from agenthq.engine.gating import GatePipeline
 from agenthq.engine.outputs import OutputCaptureError, capture_outputs
+from agenthq.engine.workspaces import Checkout, WorkspaceError, Workspaces
 from agenthq.executors.base import Executor, Invocation, Masker, Outcome
 from agenthq.executors.masking import mask_structure
 from agenthq.gates.base import GateResult, StepFacts
 from agenthq.gates.base import Outcome as GateOutcome
 from agenthq.graph import PlanGraph, StepNode
 from agenthq.spec import templating
+from agenthq.spec.agents import WorkspaceMode
 from agenthq.spec.callables import CallableError, resolve_callable
 from agenthq.states import FailureClass, StepState
 from agenthq.store.api import AttemptStart, AttemptUpdate, Batch
@@ -76,6 +80,7 @@ class Prepared:
     executor: Executor | None
     log_paths: tuple[Path, Path]  # stdout, stderr: named once, recorded with the attempt
     failure: Outcome | None = None  # rendering failed: the attempt starts and fails at once
+    agent: Agent | None = None
 
     @property
     def command(self) -> str | None:
@@ -96,8 +101,15 @@ class Dispatcher:
         kill_grace: float,
         owner: str,
         gating: GatePipeline | None = None,
+        workspaces: Workspaces | None = None,
+        sessions: Callable[[str], str | None] | None = None,
+        inbox: Callable[[str], list[Mapping[str, Any]]] | None = None,
     ) -> None:
+        self.inbox = inbox
         self.run_id = run_id
+        self.workspaces = workspaces
+        self._earlier_session = sessions or (lambda step_id: None)
+        self.sessions: dict[str, str] = {}  # step → the coding agent's last conversation
         self.graph = graph
         self.workspace = workspace.resolve()
         self.log_dir = log_dir
@@ -116,27 +128,38 @@ class Dispatcher:
     def has_pending(self) -> bool:
         return bool(self.pending)
 
-    def context_for(self, node: StepNode, lookup: Lookup) -> dict[str, Any]:
-        return template_context(self.graph, node, StepResults(self.graph, lookup))
+    def context_for(
+        self, node: StepNode, lookup: Lookup, agent: str | None = None
+    ) -> dict[str, Any]:
+        agent = agent or node.agent
+        reader = self.inbox
+        inbox = (lambda: reader(agent)) if reader is not None and agent is not None else None
+        return template_context(self.graph, node, StepResults(self.graph, lookup), inbox)
 
     def prepare(self, node: StepNode, attempt: int, batch: Batch, lookup: Lookup) -> None:
         """Render and enqueue in one go (a step without before-gates)."""
         self.enqueue(self.render(node, attempt, lookup), batch)
 
-    def render(self, node: StepNode, attempt: int, lookup: Lookup) -> Prepared:
+    def render(
+        self, node: StepNode, attempt: int, lookup: Lookup, agent: Agent | None = None
+    ) -> Prepared:
         """Everything the attempt will run, rendered; nothing recorded yet."""
         stdout_path, stderr_path = self._log_paths(node.id, attempt)
         try:
-            invocation, executor = self._invocation(node, attempt, stdout_path, stderr_path, lookup)
-        except (templating.TemplateError, CallableError, _CwdError) as exc:
+            invocation, executor = self._invocation(
+                node, attempt, stdout_path, stderr_path, lookup, agent=agent
+            )
+        except (templating.TemplateError, CallableError, _CwdError, AgentUseError) as exc:
             failure = Outcome(
                 FailureClass.INFRASTRUCTURE
-                if isinstance(exc, _CwdError)
+                if isinstance(exc, (_CwdError, AgentUseError))
                 else FailureClass.EXECUTION,
                 error=self.masker(str(exc)),
             )
-            return Prepared(node, attempt, None, None, (stdout_path, stderr_path), failure)
-        return Prepared(node, attempt, invocation, executor, (stdout_path, stderr_path))
+            return Prepared(node, attempt, None, None, (stdout_path, stderr_path), failure, agent)
+        return Prepared(
+            node, attempt, invocation, executor, (stdout_path, stderr_path), agent=agent
+        )
 
     def enqueue(self, prepared: Prepared, batch: Batch) -> None:
         """Record the attempt as started in `batch`; the process starts after the commit."""
@@ -165,7 +188,14 @@ class Dispatcher:
             assert item.invocation is not None
             assert item.executor is not None
             tasks[item.node.id] = asyncio.create_task(
-                self._run(item.node, item.attempt, item.invocation, item.executor, on_finished),
+                self._run(
+                    item.node,
+                    item.attempt,
+                    item.invocation,
+                    item.executor,
+                    on_finished,
+                    agent=item.agent,
+                ),
                 name=f"{self.run_id}:{item.node.id}#{item.attempt}",
             )
 
@@ -189,6 +219,8 @@ class Dispatcher:
         invocation: Invocation,
         executor: Executor,
         on_finished: Callable[[Finished], None],
+        *,
+        agent: Agent | None = None,
     ) -> None:
         def started(pid: int, pgid: int) -> None:
             from agenthq.executors.procs import process_start_ticks
@@ -197,11 +229,22 @@ class Dispatcher:
             self.updates.append(AttemptUpdate(self.run_id, node.id, attempt, fields))
 
         before_tree: str | None = None
+        checkout: Checkout | None = None
         try:
+            mode = workspace_mode(node, agent)
+            if mode is WorkspaceMode.WORKTREE and self.workspaces is not None:
+                checkout = await asyncio.to_thread(
+                    self.workspaces.open, node, attempt, invocation.cwd, merge_mode(node, agent)
+                )
+                invocation = replace(invocation, cwd=checkout.cwd)
             if self.gating is not None and self.gating.wants_snapshot(node):
                 before_tree = await asyncio.to_thread(self.gating.snapshot, invocation.cwd)
             outcome = await executor.run(invocation, started)
+        except WorkspaceError as exc:
+            outcome = Outcome(FailureClass.INFRASTRUCTURE, error=self.masker(str(exc)))
         except asyncio.CancelledError:
+            if checkout is not None and self.workspaces is not None:
+                self.workspaces.keep(checkout)
             on_finished(
                 Finished(node.id, attempt, Outcome(None, error="cancelled"), cancelled=True)
             )
@@ -233,7 +276,7 @@ class Dispatcher:
                 attempt=attempt,
                 workspace=invocation.cwd,
                 command=invocation.command,
-                agent=node.agent,
+                agent=agent.name if agent is not None else node.agent,
                 writes=node.writes,
                 stdout_path=invocation.stdout_path,
                 stderr_path=invocation.stderr_path,
@@ -256,24 +299,45 @@ class Dispatcher:
                     exit_code=outcome.exit_code,
                     error=self.masker("; ".join(f"{g.gate}: {g.reason}" for g in stopping)),
                     usage=outcome.usage,
+                    session_id=outcome.session_id,
                 )
+        if outcome.session_id:
+            self.sessions[node.id] = outcome.session_id
+        if checkout is not None and self.workspaces is not None:
+            outcome, extra = await asyncio.to_thread(self.workspaces.close, checkout, outcome)
+            outputs.update(extra)
         on_finished(
             Finished(node.id, attempt, outcome, mask_structure(outputs, self.masker), gates=gates)
         )
 
     def _invocation(
-        self, node: StepNode, attempt: int, stdout_path: Path, stderr_path: Path, lookup: Lookup
+        self,
+        node: StepNode,
+        attempt: int,
+        stdout_path: Path,
+        stderr_path: Path,
+        lookup: Lookup,
+        *,
+        agent: Agent | None,
     ) -> tuple[Invocation, Executor]:
         spec = node.spec
-        context = self.context_for(node, lookup) if self._templated[node.id] else None
+        agent_name = agent.name if agent is not None else node.agent
+        context = self.context_for(node, lookup, agent_name) if self._templated[node.id] else None
 
         def text(value: str) -> str:
             return templating.render(value, context) if context is not None else value
 
         cwd = self._cwd(node, text(spec.cwd) if spec.cwd else None)
         env = dict(self.base_env)
+        if agent is not None:
+            env.update(agent.spec.env)
         for key, value in spec.env.items():
             env[key] = text(value)
+        env["AGENTHQ_RUN_ID"] = self.run_id
+        env["AGENTHQ_STEP_ID"] = node.id
+        env["AGENTHQ_ATTEMPT"] = str(attempt)
+        if agent_name is not None:
+            env["AGENTHQ_AGENT"] = agent_name
         common: dict[str, Any] = {
             "run_id": self.run_id,
             "step_id": node.id,
@@ -289,12 +353,41 @@ class Dispatcher:
         }
         if spec.run is not None:
             return Invocation(command=text(spec.run), **common), self.executors["shell"]
-        assert spec.uses is not None
-        target = resolve_callable(spec.uses, self.graph.plan_dir)
+        if spec.prompt is not None:
+            session = self._session(node.id, attempt)
+            call = agent_call(node, agent, text(spec.prompt), session, env)
+            return Invocation(agent=call, **common), self._executor(call.kind)
+        uses = spec.uses or (agent.spec.uses if agent is not None else None)
+        if uses is None:
+            raise AgentUseError(
+                f"step {node.id} names agent {agent_name!r} but has no `run`, `uses` or `prompt`, "
+                "and that agent has no callable of its own"
+            )
+        target = resolve_callable(uses, self.graph.plan_dir)
         arguments = (
             templating.render_value(spec.with_, context) if context is not None else spec.with_
         )
         return Invocation(target=target, arguments=arguments, **common), self.executors["python"]
+
+    def _session(self, step_id: str, attempt: int) -> str | None:
+        """The conversation a retry continues: this process's memory, else the store's."""
+        if attempt == 1:
+            return None
+        return self.sessions.get(step_id) or self._earlier_session(step_id)
+
+    def _executor(self, kind: str) -> Executor:
+        executor = self.executors.get(kind)
+        if executor is None:  # imported on first use: plans without agents never load them
+            if kind == "cli":
+                from agenthq.executors.agent_cli import CliAgentExecutor
+
+                executor = CliAgentExecutor()
+            else:
+                from agenthq.executors.llm import LlmExecutor
+
+                executor = LlmExecutor()
+            self.executors = {**self.executors, kind: executor}
+        return executor
 
     def _cwd(self, node: StepNode, rendered: str | None) -> Path:
         if rendered is None:

@@ -21,12 +21,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from agenthq.agents.registry import Agent
 from agenthq.errors import ConfigError
 from agenthq.gates import breaker as breakers
 from agenthq.gates.base import Gate, GateResult, Outcome, Phase, StepFacts, run_gates
 from agenthq.gates.cost import CostFacts, check_budget
 from agenthq.gates.policy import Policy
 from agenthq.graph import PlanGraph, StepNode
+from agenthq.spec.agents import AgentRisk
 from agenthq.spec.models import GATE_NAMES, ApprovalSpec, BudgetSpec, OnTimeout, RiskLevel
 from agenthq.store.api import GateRecord
 
@@ -200,27 +202,28 @@ class GatePipeline:
         attempt: int,
         command: str | None,
         cost: CostFacts | None,
+        agent: Agent | None = None,
     ) -> list[GateResult]:
         """The answers of the before-gates that apply (none: the step may simply start)."""
         names = self.names(node)
         results: list[GateResult] = []
+        agent_asks = agent is not None and agent.spec.risk is AgentRisk.APPROVAL_REQUIRED
         facts = StepFacts(
             run_id="",
             step_id=node.id,
             attempt=attempt,
             workspace=self.workspace,
             command=command,
-            target=node.spec.uses,
-            agent=node.agent,
+            target=node.spec.uses or (agent.spec.uses if agent is not None else None),
+            agent=agent.name if agent is not None else node.agent,
             writes=node.writes,
-            approval_required=node.spec.risk is RiskLevel.APPROVAL_REQUIRED,
+            approval_required=node.spec.risk is RiskLevel.APPROVAL_REQUIRED or agent_asks,
         )
+        who = f"agent {agent.name} has" if agent_asks and agent is not None else "the step declared"
         if "risk" in names and (command is not None or facts.approval_required):
             results.extend(self._run(["risk"], facts))
         elif facts.approval_required:
-            results.append(
-                GateResult("risk", Outcome.ASK, "the step declared risk: approval_required")
-            )
+            results.append(GateResult("risk", Outcome.ASK, f"{who} risk: approval_required"))
         if "approval" in names:
             results.append(
                 GateResult("approval", Outcome.ASK, "the step's gates include `approval`")
@@ -238,7 +241,7 @@ class GatePipeline:
     def wants_snapshot(self, node: StepNode) -> bool:
         """Will an after-gate read this step's code changes? Then snapshot before it runs."""
         names = self.names(node)
-        return bool(node.agent or node.writes) and ("quality" in names or "secrets" in names)
+        return _agent_step(node) and ("quality" in names or "secrets" in names)
 
     def snapshot(self, cwd: Path) -> str | None:
         """The work tree before the step (off the event loop: git reads the workspace)."""
@@ -264,7 +267,7 @@ class GatePipeline:
         chosen = []
         if "secrets" in names and _has_output(facts):
             chosen.append("secrets")
-        if "quality" in names and (node.agent or node.writes):
+        if "quality" in names and _agent_step(node):
             chosen.append("quality")
         return chosen
 
@@ -354,6 +357,11 @@ def _build_gate(pipeline: GatePipeline, name: str) -> Gate:
 
         return QualityGate()
     raise KeyError(name)
+
+
+def _agent_step(node: StepNode) -> bool:
+    """Steps whose code changes the quality gate reads: agents' and those declaring writes."""
+    return bool(node.agent or node.capability or node.writes)
 
 
 def _has_output(facts: StepFacts) -> bool:

@@ -29,26 +29,29 @@ class Limits:
     def full(self) -> bool:
         return len(self.running) >= self.max_workers
 
-    def blocker(self, node: StepNode) -> str | None:
-        """Why `node` cannot start now, or None when it can."""
+    def blocker(self, node: StepNode, agent: str | None = None) -> str | None:
+        """Why `node` cannot start now, or None when it can. `agent`: the one picked for it."""
         if self.full:
             return f"all {self.max_workers} workers busy"
-        if node.agent is not None and node.agent in self.agent_limits:
-            limit = self.agent_limits[node.agent]
-            if self.by_agent.get(node.agent, 0) >= limit:
-                return f"agent {node.agent!r} is at its limit of {limit}"
+        agent = agent or node.agent
+        if agent is not None and agent in self.agent_limits:
+            limit = self.agent_limits[agent]
+            if self.by_agent.get(agent, 0) >= limit:
+                return f"agent {agent!r} is at its limit of {limit}"
         clash = self.conflicts.get(node.id)
         if clash and not clash.isdisjoint(self.running):
             other = sorted(clash & self.running)[0]
             return f"writes overlap with running step {other!r}"
         return None
 
-    def acquire(self, node: StepNode) -> None:
+    def acquire(self, node: StepNode, agent: str | None = None) -> None:
         self.running.add(node.id)
-        if node.agent is not None:
-            self.by_agent[node.agent] = self.by_agent.get(node.agent, 0) + 1
+        agent = agent or node.agent
+        if agent is not None:
+            self.by_agent[agent] = self.by_agent.get(agent, 0) + 1
 
-    def release(self, node: StepNode) -> None:
+    def release(self, node: StepNode, agent: str | None = None) -> None:
         self.running.discard(node.id)
-        if node.agent is not None and self.by_agent.get(node.agent, 0) > 0:
-            self.by_agent[node.agent] -= 1
+        agent = agent or node.agent
+        if agent is not None and self.by_agent.get(agent, 0) > 0:
+            self.by_agent[agent] -= 1

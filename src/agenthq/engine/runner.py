@@ -8,6 +8,7 @@ a Scheduler until the run finishes or is cancelled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets as token_source
 import signal
@@ -17,12 +18,17 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from agenthq.agents.health import HealthMonitor
+from agenthq.agents.registry import Agent, Registry
 from agenthq.engine import recovery
+from agenthq.engine.agent_board import AgentBoard
+from agenthq.engine.agent_calls import agents_used, check_agents
 from agenthq.engine.dispatch import Dispatcher
 from agenthq.engine.gating import GateConfig, GatePipeline
 from agenthq.engine.limits import Limits
 from agenthq.engine.ownership import current_owner, owner_alive
 from agenthq.engine.scheduler import Governance, Observer, Scheduler, SchedulerOptions
+from agenthq.engine.workspaces import Workspaces
 from agenthq.errors import ConfigError, NotFoundError, RunBusyError, StateError
 from agenthq.executors.base import Executor
 from agenthq.executors.environment import step_environment
@@ -31,6 +37,7 @@ from agenthq.executors.python import PythonExecutor
 from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
 from agenthq.gates.breaker import Breaker, BreakerPhase
 from agenthq.graph import PlanGraph, compile_plan
+from agenthq.spec.agents import AgentSpec, WorkspaceMode
 from agenthq.spec.builder import Plan
 from agenthq.spec.load import LoadedPlan
 from agenthq.spec.models import OnTimeout, PlanSpec
@@ -79,8 +86,10 @@ class Runner:
         scheduler_options: SchedulerOptions | None = None,
         executors: Mapping[str, Executor] | None = None,
         gates: GateConfig | None = None,
+        agents: Mapping[str, AgentSpec] | None = None,
     ) -> None:
         self.store = store
+        self.agent_specs = dict(agents or {})  # agenthq.toml's [agents.NAME]
         self.gate_config = gates if gates is not None else GateConfig()
         self.home = Path(home)
         self.environ = dict(os.environ if environ is None else environ)
@@ -111,6 +120,7 @@ class Runner:
         graph = compile_plan(spec, params=values, source=loaded.source, plan_dir=plan_dir)
         self._secret_values(spec)  # refuse now, not mid-run, when a declared secret is missing
         self._check_approval_timeouts(spec)
+        check_agents(graph, self.registry(spec), self.environ)
         now = self.clock()
         workers = max_workers or spec.concurrency.max_workers or os.cpu_count() or 2
         return self.store.create_run(
@@ -164,7 +174,13 @@ class Runner:
         try:
             graph = self._graph(run)
             self._recover(run, graph)
-            scheduler = self._scheduler(run, graph, options, observer)
+            registry = self.registry(graph.spec)
+            used = agents_used(graph, registry)
+            monitor = HealthMonitor(self.store, used, self.environ)
+            if monitor:  # the first answers before anything is placed on these agents
+                await monitor.check_due()
+            scheduler = self._scheduler(run, graph, options, observer, registry=registry, used=used)
+            health_task = asyncio.create_task(monitor.run()) if monitor else None
             loop = asyncio.get_running_loop()
             if handle_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
@@ -172,6 +188,12 @@ class Runner:
             try:
                 await scheduler.execute()
             finally:
+                if health_task is not None:
+                    health_task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await health_task
+                if scheduler.dispatcher.workspaces is not None:
+                    await asyncio.to_thread(scheduler.dispatcher.workspaces.finish_run)
                 if handle_signals:
                     for sig in (signal.SIGINT, signal.SIGTERM):
                         loop.remove_signal_handler(sig)
@@ -217,28 +239,64 @@ class Runner:
         if decided:
             self.store.apply(decided)
 
+    def registry(self, spec: PlanSpec) -> Registry:
+        """The agents a run of `spec` may use: built-in, agenthq.toml's, the plan's own."""
+        return Registry.build(self.agent_specs, spec.agents, spec.name)
+
     def _scheduler(
-        self, run: RunRecord, graph: PlanGraph, options: RunOptions, observer: Observer | None
+        self,
+        run: RunRecord,
+        graph: PlanGraph,
+        options: RunOptions,
+        observer: Observer | None,
+        *,
+        registry: Registry,
+        used: list[Agent],
     ) -> Scheduler:
         spec = graph.spec
         secret_values = self._secret_values(spec)
         env_values = [(k, v) for s in spec.steps for k, v in s.env.items()] + list(
             spec.defaults.env.items()
         )
+        env_values += [(k, v) for a in used for k, v in a.spec.env.items()]
         secret_values += [v for k, v in env_values if looks_secret(k, v)]
+        secret_values += [
+            self.environ[a.spec.api_key_secret]
+            for a in used
+            if a.spec.api_key_secret and self.environ.get(a.spec.api_key_secret)
+        ]
         masker = build_masker(secret_values)
         governance = self._governance(run, graph)
+        base_env = step_environment(self.environ, spec.defaults.env)
+        base_env["AGENTHQ_HOME"] = str(self.home)
+        store_url = getattr(self.store, "url", None)
+        if isinstance(store_url, str):
+            base_env["AGENTHQ_DB_URL"] = store_url
+        worktrees = any(a.spec.workspace is WorkspaceMode.WORKTREE for a in used) or any(
+            n.spec.workspace is WorkspaceMode.WORKTREE for n in graph.nodes.values()
+        )
         dispatcher = Dispatcher(
             run_id=run.id,
             graph=graph,
             workspace=Path(run.workspace),
             log_dir=self.home / "logs" / run.id,
-            base_env=step_environment(self.environ, spec.defaults.env),
+            base_env=base_env,
             masker=masker,
             executors=self.executors,
             kill_grace=spec.defaults.kill_grace,
             owner=self.owner,
             gating=governance.gating,
+            workspaces=(
+                Workspaces(
+                    self.store,
+                    run_id=run.id,
+                    workspace=Path(run.workspace),
+                    root=self.home / "worktrees",
+                )
+                if worktrees
+                else None
+            ),
+            sessions=lambda step_id: _last_session(self.store, run.id, step_id),
         )
         limits = Limits(
             options.max_workers or run.max_workers,
@@ -257,6 +315,7 @@ class Runner:
             options=replace(self.scheduler_options, no_wait=options.no_wait),
             observer=observer,
             governance=governance,
+            board=AgentBoard(self.store, registry, run.id) if used or _has_agents(graph) else None,
         )
 
     def _check_approval_timeouts(self, spec: PlanSpec) -> None:
@@ -487,3 +546,15 @@ def _downstream(graph: PlanGraph, roots: list[str]) -> set[str]:
             seen.add(current)
             stack.extend(graph.children.get(current, ()))
     return seen
+
+
+def _last_session(store: Store, run_id: str, step_id: str) -> str | None:
+    """The coding agent's conversation of the step's latest attempt that had one."""
+    for attempt in reversed(store.get_attempts(run_id, step_id)):
+        if attempt.session_id:
+            return attempt.session_id
+    return None
+
+
+def _has_agents(graph: PlanGraph) -> bool:
+    return any(n.agent is not None or n.capability is not None for n in graph.nodes.values())

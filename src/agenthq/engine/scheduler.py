@@ -15,10 +15,12 @@ import random
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+from agenthq.agents.registry import step_needs
 from agenthq.engine import approvals, triggers
+from agenthq.engine.agent_board import AgentBoard, Placement
 from agenthq.engine.approvals import ApprovalDesk
 from agenthq.engine.dispatch import Dispatcher, Finished, Prepared
 from agenthq.engine.gating import GatePipeline
@@ -76,6 +78,10 @@ class Observer(Protocol):
     def on_progress(self, progress: Progress) -> None: ...
 
 
+_NO_AGENT = Placement(None, None, None)
+_NO_AGENT_PLACEMENT = _NO_AGENT
+
+
 @dataclass
 class SchedulerOptions:
     poll_interval: float = 0.5  # how often to read cancel requests from the store
@@ -113,8 +119,10 @@ class Scheduler:
         options: SchedulerOptions | None = None,
         observer: Observer | None = None,
         governance: Governance | None = None,
+        board: AgentBoard | None = None,
     ) -> None:
         self.store = store
+        self.board = board
         self.graph = graph
         self.run = run
         self.dispatcher = dispatcher
@@ -141,6 +149,8 @@ class Scheduler:
         self.desk = ApprovalDesk(store, run.id)
         self.approved: set[str] = set()  # awaiting_approval steps a person has let through
         self.held: dict[str, str] = {}  # ready steps that wait for an agent or a budget: why
+        self.noted: dict[str, str | None] = {}  # the `held` reasons written to the rows
+        self.assigned: dict[str, Placement] = {}  # the agent each started step runs on
         self.run_budget_asked = False
         self.run_state = run.state
 
@@ -231,15 +241,16 @@ class Scheduler:
         for result in results:
             self.tasks.pop(result.step_id, None)
             node = self.graph.nodes[result.step_id]
-            self.limits.release(node)
-            self._record_result(node, result)
+            placement = self.assigned.pop(result.step_id, None)
+            self.limits.release(node, placement.name if placement else None)
+            self._record_result(node, result, placement.name if placement else node.agent)
 
-    def _record_result(self, node: StepNode, result: Finished) -> None:
+    def _record_result(self, node: StepNode, result: Finished, agent: str | None) -> None:
         view = self.views[node.id]
         now = self.batch.at
         self.batch.attempt_updates.append(self.dispatcher.finished_update(result, now))
         if self.governance is not None:
-            self._account(node, result, now)
+            self._account(node, result, now, agent)
         outcome = result.outcome
         if result.cancelled:
             self._move(
@@ -338,53 +349,88 @@ class Scheduler:
         while self.ready and not self.limits.full:
             step_id = self.ready.popleft()
             node = self.graph.nodes[step_id]
-            if self.limits.blocker(node) is not None:
+            placement = self._place(node, now)
+            if placement.hold is not None:
+                self.held[step_id] = placement.hold
+                waiting.append(step_id)
+                continue
+            if self.limits.blocker(node, placement.name) is not None:
                 waiting.append(step_id)
                 continue
             view = self.views[step_id]
+            agent = placement.agent
             if view.state is S.AWAITING_APPROVAL:  # a person said yes: no second round of gates
-                self._start(self.dispatcher.render(node, view.attempts + 1, self._lookup), now)
+                prepared = self.dispatcher.render(node, view.attempts + 1, self._lookup, agent)
+                self._start(prepared, now, placement=placement)
                 continue
-            hold = self._agent_hold(node, now) if self.governance is not None else None
-            if hold is not None:
-                self.held[step_id] = hold
-                waiting.append(step_id)
-                continue
-            prepared = self.dispatcher.render(node, view.attempts + 1, self._lookup)
+            prepared = self.dispatcher.render(node, view.attempts + 1, self._lookup, agent)
             if self.governance is None or prepared.failure is not None:
-                self._start(prepared, now)
+                self._start(prepared, now, placement=placement)
                 continue
             results = self.governance.gating.before(
                 node,
                 attempt=prepared.attempt,
                 command=prepared.command,
                 cost=self._cost_facts(node, now),
+                agent=agent,
             )
-            if not self._gated(prepared, results, now):
+            if not self._gated(prepared, results, now, placement):
                 waiting.append(step_id)
         self.ready.extendleft(reversed(waiting))
+        self._note_held()
+
+    def _place(self, node: StepNode, now: float) -> Placement:
+        """The agent this step runs on, or why it waits (quarantine, breaker, load, health)."""
+        if node.agent is None and node.capability is None:
+            return _NO_AGENT
+        if self.board is None:
+            hold = self._agent_unavailable(node.agent, now) if node.agent else None
+            return Placement(None, node.agent, f"agent {node.agent} {hold}" if hold else None)
+        spec = node.spec
+        return self.board.place(
+            node.agent,
+            node.capability,
+            needs=step_needs(spec.run, spec.uses, spec.prompt),
+            local_load=self.limits.by_agent,
+            unavailable=lambda name: self._agent_unavailable(name, now),
+            now=now,
+        )
+
+    def _note_held(self) -> None:
+        """Write why held steps wait into their rows, once per change, for `agenthq status`."""
+        for step_id, why in self.held.items():
+            if self.noted.get(step_id) != why and self.views[step_id].state is S.READY:
+                self.noted[step_id] = why
+                self.batch.step_notes.append((self.run.id, step_id, why))
 
     def _start(
-        self, prepared: Prepared, now: float, details: Mapping[str, Any] | None = None
+        self,
+        prepared: Prepared,
+        now: float,
+        details: Mapping[str, Any] | None = None,
+        placement: Placement = _NO_AGENT_PLACEMENT,
     ) -> None:
         node = prepared.node
         view = self.views[node.id]
         view.attempts = prepared.attempt
-        self.limits.acquire(node)
+        self.limits.acquire(node, placement.name)
         self.approved.discard(node.id)
-        self._move(
-            node.id,
-            S.RUNNING,
-            {"attempts": view.attempts, "started_at": now, "reason": None},
-            view.attempts,
-            details,
-        )
+        self.noted.pop(node.id, None)
+        fields: dict[str, Any] = {"attempts": view.attempts, "started_at": now, "reason": None}
+        if placement.name is not None:
+            self.assigned[node.id] = placement
+            if node.capability is not None:  # picked here: the row and event say which
+                fields["agent"] = placement.name
+                details = {**(details or {}), "agent": placement.name}
+        self._move(node.id, S.RUNNING, fields, view.attempts, details)
         self.dispatcher.enqueue(prepared, self.batch)
 
-    def _gated(self, prepared: Prepared, results: list[GateResult], now: float) -> bool:
+    def _gated(
+        self, prepared: Prepared, results: list[GateResult], now: float, placement: Placement
+    ) -> bool:
         """Apply the before-gates' answers; False when the step must stay ready (held)."""
         if not results:
-            self._start(prepared, now)
+            self._start(prepared, now, placement=placement)
             return True
         assert self.governance is not None
         node, attempt = prepared.node, prepared.attempt
@@ -404,7 +450,7 @@ class Scheduler:
         if decision is GateOutcome.PASS:
             # ready → running directly: the answers are in this event's details, and a
             # `gating` hop per step would be one more event for every step that simply runs.
-            self._start(prepared, now, summary)
+            self._start(prepared, now, summary, placement)
             return True
         self._move(node.id, S.GATING, {}, attempt)
         reason = "; ".join(f"{r.gate}: {r.reason}" for r in results if r.outcome is decision)
@@ -418,6 +464,7 @@ class Scheduler:
             )
             self._propagate(node)
             return True
+        results = self._suggest_cheaper(results, placement)
         self._move(node.id, S.AWAITING_APPROVAL, {"reason": reason}, attempt, summary)
         self.batch.approval_requests.append(
             approvals.request(
@@ -433,6 +480,25 @@ class Scheduler:
         self.run_budget_asked = self.run_budget_asked or run_budget
         self.desk.wait_for(node.id)
         return True
+
+    def _suggest_cheaper(self, results: list[GateResult], placement: Placement) -> list[GateResult]:
+        """A step held for budget names a cheaper agent with the same capability, if any."""
+        if self.board is None or placement.name is None:
+            return results
+        cheaper = self.board.registry.cheaper_than(placement.name)
+        if cheaper is None:
+            return results
+        hint = f"{cheaper.name} is a cheaper agent with the same capability"
+        return [
+            replace(
+                r,
+                reason=f"{r.reason}; {hint}",
+                details={**r.details, "cheaper_agent": cheaper.name},
+            )
+            if r.gate == "cost" and r.outcome is GateOutcome.ASK
+            else r
+            for r in results
+        ]
 
     def _poll_people(self, now: float) -> None:
         """Answers to approvals, SLA milestones, and released agents."""
@@ -493,16 +559,14 @@ class Scheduler:
         people = bool(self.desk.waiting) or any("quarantined" in w for w in self.held.values())
         return people and all("quarantined" in w for w in self.held.values())
 
-    def _agent_hold(self, node: StepNode, now: float) -> str | None:
-        assert self.governance is not None
-        agent = node.agent
-        if agent is None:
+    def _agent_unavailable(self, agent: str, now: float) -> str | None:
+        """This run's view of an agent: quarantined, or its breaker open; None: it may work."""
+        if self.governance is None:
             return None
         why = self.governance.quarantined.get(agent)
         if why is not None:
             return (
-                f"agent {agent} is quarantined ({why}); "
-                f"`agenthq agents release {agent}` lets it take steps again"
+                f"is quarantined ({why}); `agenthq agents release {agent}` lets it take steps again"
             )
         key = f"agent:{agent}"
         state = self.governance.breakers.get(key, breakers.Breaker(key))
@@ -539,7 +603,7 @@ class Scheduler:
             hourly_limit=budgets.hourly_usd,
         )
 
-    def _account(self, node: StepNode, result: Finished, now: float) -> None:
+    def _account(self, node: StepNode, result: Finished, now: float, agent: str | None) -> None:
         """Cost, after-gate records, quarantine and the agent's breaker for one result."""
         assert self.governance is not None
         gating = self.governance.gating
@@ -553,7 +617,6 @@ class Scheduler:
             )
         for changed in gating.take_breaker_changes():
             self.batch.breakers.append(_breaker_record(changed, now))
-        agent = node.agent
         if agent is None or result.cancelled:
             return
         bad = [g for g in result.gates if g.details.get("quarantine")]

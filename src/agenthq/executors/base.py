@@ -29,6 +29,31 @@ def no_mask(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class AgentCall:
+    """A coding-agent (`cli`) or model (`llm`) step: which agent, and what to ask it.
+
+    Built by the engine from the agent's declaration and the step's rendered prompt. `api_key`
+    is already read from its secret and is in the run's masker, so it never reaches a log.
+    """
+
+    name: str
+    kind: str  # cli | llm
+    prompt: str
+    tool: str | None = None  # cli: claude | codex | aider | gemini | generic
+    command: str | None = None  # cli generic: the template with {prompt} (and {model})
+    args: tuple[str, ...] = ()  # cli: extra arguments for a known tool
+    model: str | None = None
+    session_id: str | None = None  # cli: the conversation a retry resumes
+    base_url: str | None = None  # llm: an OpenAI-compatible endpoint, e.g. https://host/v1
+    api_key: str | None = field(default=None, repr=False)
+    output_schema: Mapping[str, Any] | None = None  # llm: ask for JSON of this shape
+    max_tokens: int | None = None
+    temperature: float | None = None
+    input_per_mtok: float | None = None  # price, when the tool does not report its cost
+    output_per_mtok: float | None = None
+
+
+@dataclass(frozen=True)
 class Invocation:
     """Everything needed to run one attempt of one step, already rendered."""
 
@@ -46,6 +71,7 @@ class Invocation:
     target: Callable[..., Any] | None = None  # python: the resolved callable
     arguments: Mapping[str, Any] = field(default_factory=dict)  # python: rendered `with`
     mask: Masker = no_mask
+    agent: AgentCall | None = None  # cli / llm steps
 
 
 @dataclass(frozen=True)
@@ -56,7 +82,8 @@ class Outcome:
     exit_code: int | None = None
     error: str | None = None
     outputs: Mapping[str, Any] = field(default_factory=dict)
-    usage: Mapping[str, float] = field(default_factory=dict)
+    usage: Mapping[str, float] = field(default_factory=dict)  # tokens; `cost_usd` is money
+    session_id: str | None = None  # a coding agent's conversation, for the next attempt
 
     @property
     def succeeded(self) -> bool:

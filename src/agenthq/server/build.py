@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from agenthq.agents.registry import agents_from_table
 from agenthq.config import Settings
 from agenthq.engine.gating import GateConfig, gate_config_from_tables
 from agenthq.engine.runner import Runner
@@ -27,7 +28,8 @@ def build_app(
     gate_config = gates or gate_config_from_tables(settings.tables, str(settings.config_file))
     # This runner decides approvals and cancels for the API; runs execute in the run host
     # process (server/host_process.py), which builds its own from the same settings.
-    runner = Runner(store, home=settings.home, gates=gate_config)
+    agents = agents_from_table(settings.tables.get("agents", {}), str(settings.config_file))
+    runner = Runner(store, home=settings.home, gates=gate_config, agents=agents)
     ctx = ServerContext(
         store=store,
         runner=runner,

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from agenthq.agents.registry import agents_from_table
 from agenthq.errors import AgentHQError, InputError, NotFoundError, StateError, StoreError
 
 _RUNNERS: dict[tuple[str, str], Any] = {}  # in the worker: one runner per (database, home)
@@ -73,7 +74,10 @@ def _compile(request: CompileRequest) -> dict[str, Any]:
     runner = _RUNNERS.get(key)
     if runner is None:
         gates = gate_config_from_tables(request.tables, request.config_file)
-        runner = Runner(open_store(request.db_url), home=Path(request.home), gates=gates)
+        agents = agents_from_table(request.tables.get("agents", {}), request.config_file)
+        runner = Runner(
+            open_store(request.db_url), home=Path(request.home), gates=gates, agents=agents
+        )
         _RUNNERS[key] = runner
     record = runner.start(
         loaded,

@@ -21,6 +21,7 @@ from pathlib import Path
 from prometheus_client import Histogram
 from prometheus_client.registry import CollectorRegistry
 
+from agenthq.agents.registry import agents_from_table
 from agenthq.config import load_settings
 from agenthq.engine.gating import gate_config_from_tables
 from agenthq.engine.runner import Runner
@@ -57,6 +58,7 @@ async def serve_runs(poll_interval: float) -> None:
         store,
         home=settings.home,
         gates=gate_config_from_tables(settings.tables, str(settings.config_file)),
+        agents=agents_from_table(settings.tables.get("agents", {}), str(settings.config_file)),
         scheduler_options=replace(SchedulerOptions(), on_tick=ticks.observe),
     )
     host = RunHost(runner, poll_interval=poll_interval)

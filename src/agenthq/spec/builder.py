@@ -23,12 +23,15 @@ class Plan:
         description: str = "",
         policy: dict[str, Any] | None = None,
         budgets: dict[str, Any] | None = None,
+        agents: dict[str, Any] | None = None,
     ) -> None:
         self._data: dict[str, Any] = {"name": name, "description": description, "steps": []}
         if policy is not None:
             self._data["policy"] = policy
         if budgets is not None:
             self._data["budgets"] = budgets
+        if agents is not None:  # name → {kind, capabilities, max_concurrency, ...}
+            self._data["agents"] = agents
 
     def param(
         self, name: str, *, default: Any = None, required: bool = False, description: str = ""

@@ -21,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 
+from agenthq.spec.agents import AgentRef, AgentSpec, MergeMode, WorkspaceMode, check_agent_name
 from agenthq.spec.durations import parse_duration
 from agenthq.states import FailureClass
 
@@ -211,7 +212,11 @@ class StepSpec(Frozen):
     when: str | None = None
     foreach: list[Any] | str | None = None
     writes: list[str] = Field(default_factory=list)
-    agent: str | None = None
+    agent: str | AgentRef | None = None  # a name, or {capability: TAG} for any agent with it
+    prompt: str | None = None  # what a cli or llm agent is asked (a template)
+    output_schema: dict[str, Any] | None = Field(default=None, alias="schema")  # llm: JSON shape
+    workspace: WorkspaceMode | None = None  # None: the agent's, else shared
+    merge: MergeMode | None = None  # None: the agent's, else auto
     outputs: dict[str, OutputSpec] = Field(default_factory=dict)
     gates: GateList = None  # None: the plan's defaults, then agenthq.toml, then all of them
     risk: RiskLevel = RiskLevel.AUTO
@@ -241,16 +246,29 @@ class StepSpec(Frozen):
 
     @model_validator(mode="after")
     def _one_action(self) -> StepSpec:
-        if self.run is None and self.uses is None:
+        actions = [k for k in ("run", "uses", "prompt") if getattr(self, k) is not None]
+        if not actions and self.agent is None:
             raise ValueError(
-                f"step {self.id!r} needs `run` (a shell command) or `uses` (module:function)"
+                f"step {self.id!r} needs `run` (a shell command), `uses` (module:function) "
+                "or `prompt` with an `agent`"
             )
-        if self.run is not None and self.uses is not None:
-            raise ValueError(f"step {self.id!r} has both `run` and `uses`; keep one")
-        if self.with_ and self.uses is None:
+        if len(actions) > 1:
+            named = [f"`{a}`" for a in actions]
+            both = "both " if len(named) == 2 else ""
+            listed = ", ".join(named[:-1]) + " and " + named[-1]
+            raise ValueError(f"step {self.id!r} has {both}{listed}; keep one")
+        if self.prompt is not None and self.agent is None:
+            raise ValueError(
+                f"step {self.id!r} has a `prompt` but no `agent` to ask; add `agent: NAME`"
+            )
+        if self.with_ and (self.run is not None or self.prompt is not None):
             raise ValueError(
                 f"step {self.id!r} has `with` but no `uses`; `with` passes arguments to a callable"
             )
+        if self.output_schema is not None and self.prompt is None:
+            raise ValueError(f"step {self.id!r} has a `schema` but no `prompt` for an llm agent")
+        if isinstance(self.agent, str):
+            check_agent_name(self.agent)
         return self
 
 
@@ -263,7 +281,15 @@ class PlanSpec(Frozen):
     secrets: list[str] = Field(default_factory=list)  # names of environment variables
     budgets: BudgetSpec = Field(default_factory=BudgetSpec)
     policy: PolicySpec = Field(default_factory=PolicySpec)
+    agents: dict[str, AgentSpec] = Field(default_factory=dict)  # added to agenthq.toml's
     steps: list[StepSpec] = Field(min_length=1)
+
+    @field_validator("agents")
+    @classmethod
+    def _agent_names(cls, value: dict[str, AgentSpec]) -> dict[str, AgentSpec]:
+        for name in value:
+            check_agent_name(name)
+        return value
 
     @field_validator("name")
     @classmethod

@@ -19,7 +19,8 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from agenthq.errors import InputError
 
-ROOT_NAMES = frozenset({"params", "item", "steps"})
+# `inbox`: the unread messages of the step's agent (a list of {id, sender, subject, body}).
+ROOT_NAMES = frozenset({"params", "item", "steps", "inbox"})
 _MARKERS = ("{{", "{%", "{#")
 
 

@@ -303,6 +303,33 @@ class Quarantine:
 
 
 @dataclass(frozen=True)
+class AgentHealth:
+    """What the last health check of an agent found."""
+
+    name: str
+    health: str  # healthy | unhealthy | offline
+    detail: str | None
+    failures: int  # consecutive failed checks
+    checked_at: float
+    next_at: float | None = None
+
+
+@dataclass(frozen=True)
+class AgentActivity:
+    """An agent's load and record, from the steps and attempts that named it."""
+
+    name: str
+    running: int  # steps running on it now
+    attempts: int  # finished attempts since the window's start
+    failures: int
+    mean_risk: float | None  # of the risk gate's scores for its last commands
+
+    @property
+    def failure_rate(self) -> float:
+        return self.failures / self.attempts if self.attempts else 0.0
+
+
+@dataclass(frozen=True)
 class BreakerRecord:
     key: str  # agent:NAME | gate:NAME
     state: str  # closed | open | half_open
@@ -351,6 +378,9 @@ class Batch:
     approval_decisions: list[ApprovalDecision] = field(default_factory=list)
     quarantines: list[Quarantine] = field(default_factory=list)
     breakers: list[BreakerRecord] = field(default_factory=list)
+    # (run_id, step_id, why): a ready step that waits (for an agent, a budget) says why in its
+    # row's reason, for `agenthq status`; no event, the step did not change state.
+    step_notes: list[tuple[str, str, str | None]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
@@ -365,6 +395,7 @@ class Batch:
             or self.approval_decisions
             or self.quarantines
             or self.breakers
+            or self.step_notes
         )
 
 
@@ -456,6 +487,19 @@ class Store(Protocol):
         ...
 
     def get_breakers(self) -> dict[str, BreakerRecord]: ...
+
+    def agent_activity(
+        self, since: float, *, exclude_run: str | None = None, risk_window: int = 50
+    ) -> dict[str, AgentActivity]:
+        """Load (running steps, outside `exclude_run`), attempts and failures since `since`,
+        and the mean risk score of each agent's last `risk_window` commands."""
+        ...
+
+    def agent_health(self) -> dict[str, AgentHealth]: ...
+
+    def record_agent_health(self, health: AgentHealth) -> None:
+        """Upsert; a change of health also appends an `agent.health` event."""
+        ...
 
     def spent_since(self, since: float) -> float:
         """Dollars reported by attempts that started at or after `since`, all runs."""

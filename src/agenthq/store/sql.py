@@ -47,8 +47,11 @@ from agenthq.states import (
     check_run_transition,
     check_step_transition,
 )
+from agenthq.store import agents as agent_rows
 from agenthq.store import governance
 from agenthq.store.api import (
+    AgentActivity,
+    AgentHealth,
     AgentRecord,
     ApprovalDecision,
     ApprovalRecord,
@@ -84,6 +87,7 @@ STEP_FIELDS = frozenset(
         "reason",
         "started_at",
         "finished_at",
+        "agent",  # the agent picked for a step that asked for a capability
     }
 )
 RUN_FIELDS = frozenset({"started_at", "finished_at", "owner", "heartbeat_at", "cancel_requested"})
@@ -350,6 +354,8 @@ class SqlStore:
                     rows = [_attempt_row(a) for a in batch.attempt_starts]
                     _executemany(conn, ("insert", "attempts"), lambda: insert(attempts), rows)
                 self._update_attempts(conn, batch.attempt_updates)
+                if batch.step_notes:
+                    _note_waiting(conn, batch.step_notes)
                 notes = governance.write(conn, batch)
                 if notes:
                     closing = len(drafts) - _closing_runs(batch)
@@ -403,6 +409,24 @@ class SqlStore:
     def get_breakers(self) -> dict[str, BreakerRecord]:
         with self._reading() as conn:
             return governance.breaker_records(conn)
+
+    def agent_activity(
+        self, since: float, *, exclude_run: str | None = None, risk_window: int = 50
+    ) -> dict[str, AgentActivity]:
+        with self._reading() as conn:
+            return agent_rows.activity(conn, since, exclude_run, risk_window)
+
+    def agent_health(self) -> dict[str, AgentHealth]:
+        with self._reading() as conn:
+            return agent_rows.health_records(conn)
+
+    def record_agent_health(self, health: AgentHealth) -> None:
+        with self._writing() as conn:
+            event = agent_rows.record_health(conn, health)
+            if event is not None:
+                run_id, step_id, attempt, kind, details = event
+                note: governance.EventDraft = (run_id, step_id, attempt, kind, dict(details))
+                self._append_events(conn, [_note_draft(note)], health.checked_at)
 
     def spent_since(self, since: float) -> float:
         with self._reading() as conn:
@@ -755,6 +779,20 @@ def _drafts(batch: Batch) -> list[_Draft]:
     )
     drafts.extend(_run_draft(change) for change in batch.runs[opening:])
     return drafts
+
+
+def _note_waiting(conn: Connection, notes: Sequence[tuple[str, str, str | None]]) -> None:
+    """Why ready steps wait; only rows still ready are touched (no state changes here)."""
+    conn.execute(
+        update(steps)
+        .where(
+            steps.c.run_id == bindparam("r"),
+            steps.c.step_id == bindparam("s"),
+            steps.c.state == StepState.READY.value,
+        )
+        .values(reason=bindparam("why")),
+        [{"r": r, "s": s, "why": why} for r, s, why in notes],
+    )
 
 
 def _closing_runs(batch: Batch) -> int:
