@@ -203,14 +203,23 @@ def test_agents_list_and_release(cli: Cli) -> None:
         """,
     )
     assert cli("run", "plan.yaml", "--quiet").code == 1
-    (agent,) = cli("agents", "--json", check=True).json()
-    assert agent["name"] == "coder"
+    listed = {a["name"]: a for a in cli("agents", "--json", check=True).json()}
+    agent = listed["coder"]
     assert agent["state"] == "quarantined"
-    assert "placeholder" in agent["reason"]
+    assert agent["source"] == "seen"  # named by a step, declared nowhere
+    assert "placeholder" in agent["quarantine_reason"]
+    assert agent["quarantined_step"] == "edit"
+    assert agent["attempts"] == 1
+    assert agent["failure_rate"] == 1.0
+    assert listed["patcher"]["source"] == "built-in"
+    assert listed["patcher"]["state"] == "idle"
     assert "quarantined" in cli("agents", check=True).out
     released = cli("agents", "release", "coder", "--note", "prompt fixed")
     assert released.code == 0
     assert "released agent coder" in released.out
+    after = {a["name"]: a for a in cli("agents", "--json", check=True).json()}["coder"]
+    assert after["state"] == "idle"
+    assert after["released_by"]
     again = cli("agents", "release", "coder")
     assert again.code == 2
     assert "not quarantined" in again.err

@@ -62,6 +62,8 @@ class Finished:
         if self.outcome.usage:
             fields["usage"] = dict(self.outcome.usage)
             fields["cost_usd"] = self.outcome.usage.get("cost_usd")
+        if self.outcome.session_id:
+            fields["session_id"] = self.outcome.session_id
         return AttemptUpdate(
             "",  # filled by the dispatcher's run id below
             self.step_id,

@@ -21,6 +21,7 @@ from agenthq.errors import InputError, NotFoundError
 from agenthq.events import serialize
 from agenthq.server.app import ServerContext, context
 from agenthq.states import RunState
+from agenthq.store.api import BreakerRecord
 
 router = APIRouter(prefix="/api", tags=["api"])
 Ctx = Annotated[ServerContext, Depends(context)]
@@ -314,17 +315,30 @@ def reject(approval_id: ApprovalId, body: Decision, request: Request, ctx: Ctx) 
 
 @router.get("/agents")
 def list_agents(ctx: Ctx) -> dict[str, Any]:
+    """Every agent with its state (idle, busy, quarantined, unhealthy, offline), load,
+    failure rate and mean risk; and the circuit breakers."""
+    from agenthq.agents.registry import Registry
+    from agenthq.agents.roster import roster
+
     breakers = ctx.store.get_breakers()
+    statuses = roster(Registry.build(ctx.runner.agent_specs), ctx.store, time.time())
     return {
         "agents": [
-            serialize.agent_json(a, breakers.get(f"agent:{a.name}"))
-            for a in ctx.store.list_agents()
+            {
+                **s.as_json(),
+                "breaker": _breaker_summary(breakers.get(f"agent:{s.name}")),
+            }
+            for s in statuses
         ],
         "breakers": [
             {"key": b.key, "state": b.state, "failures": b.failures, "trips": b.trips}
             for b in breakers.values()
         ],
     }
+
+
+def _breaker_summary(breaker: BreakerRecord | None) -> dict[str, Any] | None:
+    return None if breaker is None else {"state": breaker.state, "trips": breaker.trips}
 
 
 @router.post("/agents/{name}/release")

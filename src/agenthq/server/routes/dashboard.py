@@ -191,9 +191,12 @@ def approvals_page(ctx: Ctx) -> HTMLResponse:
 @router.get("/agents")
 def agents_page(ctx: Ctx) -> HTMLResponse:
     seq = ctx.hub.last_seq  # before the data, so the stream misses nothing it lacks
+    from agenthq.agents.registry import Registry
+    from agenthq.agents.roster import roster
+
     breakers = ctx.store.get_breakers()
     agents = [
-        serialize.agent_json(a, breakers.get(f"agent:{a.name}")) for a in ctx.store.list_agents()
+        s.as_json() for s in roster(Registry.build(ctx.runner.agent_specs), ctx.store, time.time())
     ]
     return page(
         "agents.html", ctx, seq=seq, agents=agents, breakers=list(breakers.values()), nav="agents"
