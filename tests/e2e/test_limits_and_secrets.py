@@ -155,10 +155,22 @@ def test_timeout_kills_the_whole_tree(cli: Cli) -> None:
 
 def test_agenthq_settings_do_not_leak_into_steps(cli: Cli) -> None:
     cli.write("plan.yaml", "name: p\n" + NO_GATES + "steps:\n  - id: env\n    run: env > env.txt\n")
-    cli("run", "plan.yaml", check=True)
-    seen = (cli.project / "env.txt").read_text()
-    assert "AGENTHQ_HOME" not in seen
-    assert "AGENTHQ_STEP_ID=env" in seen
+    env = {**cli.env, "AGENTHQ_MAX_WORKERS": "3", "AGENTHQ_SERVER_TOKEN": "tok-should-not-leak"}
+    done = subprocess.run(cli.command("run", "plan.yaml"), cwd=cli.project, env=env, check=False)
+    assert done.returncode == 0
+    seen = dict(
+        line.split("=", 1)
+        for line in (cli.project / "env.txt").read_text().splitlines()
+        if "=" in line
+    )
+    assert "AGENTHQ_MAX_WORKERS" not in seen
+    assert "tok-should-not-leak" not in seen.values()
+    # What the engine gives every step instead: who it is and where the store is.
+    assert seen["AGENTHQ_STEP_ID"] == "env"
+    assert seen["AGENTHQ_ATTEMPT"] == "1"
+    assert seen["AGENTHQ_HOME"] == str(cli.project / ".agenthq")
+    assert seen["AGENTHQ_DB_URL"].startswith("sqlite:///")
+    assert len(seen["AGENTHQ_RUN_ID"]) > 10
 
 
 def test_cwd_cannot_escape_the_workspace(cli: Cli) -> None:

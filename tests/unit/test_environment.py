@@ -33,3 +33,12 @@ def test_inputs_are_not_changed() -> None:
     env["C"] = "3"
     assert environ == {"AGENTHQ_HOME": "/h", "A": "1"}
     assert extra == {"B": "2"}
+
+
+def test_a_step_learns_where_the_store_is_but_never_its_password() -> None:
+    from agenthq.executors.environment import store_location
+
+    assert store_location("postgresql+psycopg://bob:s3cret@db:5432/hq") == (
+        "postgresql+psycopg://bob@db:5432/hq"
+    )
+    assert store_location("sqlite:////tmp/x/agenthq.db") == "sqlite:////tmp/x/agenthq.db"

@@ -31,7 +31,7 @@ from agenthq.engine.scheduler import Governance, Observer, Scheduler, SchedulerO
 from agenthq.engine.workspaces import Workspaces
 from agenthq.errors import ConfigError, NotFoundError, RunBusyError, StateError
 from agenthq.executors.base import Executor
-from agenthq.executors.environment import step_environment
+from agenthq.executors.environment import step_environment, store_location
 from agenthq.executors.masking import build_masker, looks_secret
 from agenthq.executors.python import PythonExecutor
 from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
@@ -271,7 +271,7 @@ class Runner:
         base_env["AGENTHQ_HOME"] = str(self.home)
         store_url = getattr(self.store, "url", None)
         if isinstance(store_url, str):
-            base_env["AGENTHQ_DB_URL"] = store_url
+            base_env["AGENTHQ_DB_URL"] = store_location(store_url)
         worktrees = any(a.spec.workspace is WorkspaceMode.WORKTREE for a in used) or any(
             n.spec.workspace is WorkspaceMode.WORKTREE for n in graph.nodes.values()
         )

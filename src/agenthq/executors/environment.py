@@ -1,8 +1,10 @@
 """The environment a step starts with.
 
 A step inherits the runner's environment (PATH, HOME, proxies, tool settings) but never
-agenthq's own settings: `AGENTHQ_DB_URL` may carry a database password, `AGENTHQ_HOME` leads to
-the store and other runs' logs, and a server token would let a step act as its operator.
+agenthq's own settings as the runner got them: `AGENTHQ_DB_URL` may carry a database password,
+and a server token would let a step act as its operator. What a step is given instead is set
+by the engine: its run, step, attempt and agent, and where the store is (`AGENTHQ_HOME`, and
+`AGENTHQ_DB_URL` without any password, see `store_location`) so it can use `agenthq msg`.
 """
 
 from __future__ import annotations
@@ -24,3 +26,12 @@ def step_environment(environ: Mapping[str, str], extra: Mapping[str, str]) -> di
 
 def _is_setting(name: str) -> bool:
     return name.upper().startswith(SETTINGS_PREFIX)
+
+
+def store_location(url: str) -> str:
+    """The database URL with any password removed: a step may reach the store (the message
+    bus), it may not learn a secret (PostgreSQL steps authenticate with ~/.pgpass)."""
+    from sqlalchemy.engine import make_url
+
+    parsed = make_url(url)
+    return parsed._replace(password=None).render_as_string(hide_password=False)
