@@ -12,8 +12,11 @@ HTTP statuses) can map them in one table each and anything else is a bug.
     │   └── RunBusyError            another live process owns the run
     ├── StoreError                  the database cannot be used (unreachable, not migrated …)
     │   └── StaleWriteError         a compare-and-set lost: someone else changed the row first
-    └── ExecutionError              an executor could not start a step (failure class
-                                    `infrastructure`); never raised past the engine
+    ├── ExecutionError              an executor could not start a step (failure class
+    │                               `infrastructure`); never raised past the engine
+    └── AgentTaskError              a built-in agent could not do its task (a patch that does
+        │                           not apply, a webhook that keeps refusing, a missing analyser)
+        └── FindingsError           a built-in check found what the step's threshold forbids
 """
 
 from __future__ import annotations
@@ -96,3 +99,12 @@ class StaleWriteError(StoreError):
 
 class ExecutionError(AgentHQError):
     """An executor could not start a step (missing program, bad cwd …)."""
+
+
+class AgentTaskError(AgentHQError):
+    """A built-in agent (agenthq.agents.builtin) could not do its task; the step fails."""
+
+
+class FindingsError(AgentTaskError):
+    """A built-in check found something at or above the step's threshold; the step fails
+    after the findings were logged."""
