@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -13,11 +13,13 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from agenthq.agents.roster import AgentStatus
 from agenthq.engine.scheduler import Progress
 from agenthq.spec.durations import format_duration
 from agenthq.states import RunState, StepState
 from agenthq.store.api import BreakerRecord, RunRecord, StepRecord
+
+if TYPE_CHECKING:
+    from agenthq.agents.roster import AgentStatus
 
 STATE_STYLE: Mapping[str, str] = {
     "pending": "dim",
