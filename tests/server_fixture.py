@@ -53,9 +53,11 @@ class LiveServer:
                 time.sleep(0.1)
 
 
-def serve(project: Path, *, environ: dict[str, str] | None = None) -> Iterator[LiveServer]:
+def serve(
+    project: Path, *, environ: dict[str, str] | None = None, toml: str = ""
+) -> Iterator[LiveServer]:
     # The run host process reads the project's agenthq.toml: `touch` proves a step ran.
-    (project / "agenthq.toml").write_text('[policy]\nallow = ["touch *"]\n')
+    (project / "agenthq.toml").write_text('[policy]\nallow = ["touch *"]\n' + toml)
     env = {"AGENTHQ_HOME": str(project / ".agenthq"), **(environ or {})}
     settings = load_settings(project, env)
     app, ctx = build_app(settings)
