@@ -48,7 +48,15 @@ def exit_code_for(error: AgentHQError) -> int:
 
 
 def _register() -> None:
-    from agenthq.cli import approval_cmds, inspect_cmds, risk_cmd, run_cmds, secrets_cmd, serve_cmd
+    from agenthq.cli import (
+        approval_cmds,
+        inspect_cmds,
+        risk_cmd,
+        run_cmds,
+        secrets_cmd,
+        serve_cmd,
+        worktree_cmds,
+    )
 
     run_cmds.register(app)
     approval_cmds.register(app)
@@ -56,6 +64,7 @@ def _register() -> None:
     risk_cmd.register(app)
     secrets_cmd.register(app)
     inspect_cmds.register(app, audit_app)
+    worktree_cmds.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

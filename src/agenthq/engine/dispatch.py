@@ -306,7 +306,14 @@ class Dispatcher:
         if outcome.session_id:
             self.sessions[node.id] = outcome.session_id
         if checkout is not None and self.workspaces is not None:
-            outcome, extra = await asyncio.to_thread(self.workspaces.close, checkout, outcome)
+            try:
+                outcome, extra = await asyncio.to_thread(self.workspaces.close, checkout, outcome)
+            except asyncio.CancelledError:
+                self.workspaces.keep(checkout)
+                on_finished(
+                    Finished(node.id, attempt, Outcome(None, error="cancelled"), cancelled=True)
+                )
+                return
             outputs.update(extra)
         on_finished(
             Finished(node.id, attempt, outcome, mask_structure(outputs, self.masker), gates=gates)

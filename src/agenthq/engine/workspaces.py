@@ -78,12 +78,19 @@ class Workspaces:
         if checkout.merge is MergeMode.REVIEW:
             self._set(checkout, "review")
             return outcome, extra
-        result = worktree.merge(tree)
+        try:
+            result = worktree.merge(tree)
+        except AgentHQError as exc:
+            self._set(checkout, "conflict")
+            return _failed(outcome, FailureClass.MERGE, f"could not merge: {exc}"), extra
         if result.state != "merged":
             self._set(checkout, "conflict")
             return _failed(outcome, FailureClass.MERGE, result.reason), extra
         self._set(checkout, "merged")
-        worktree.remove(tree, keep_branch=False)
+        try:
+            worktree.remove(tree, keep_branch=False)
+        except AgentHQError:
+            return outcome, extra  # merged; the directory stays for `agenthq worktrees prune`
         self._set(checkout, "removed")
         return outcome, extra
 

@@ -330,6 +330,23 @@ class AgentActivity:
 
 
 @dataclass(frozen=True)
+class WorktreeRecord:
+    """The git worktree one attempt of a coding agent worked in."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    path: str
+    branch: str
+    base: str
+    repo: str
+    state: str  # active | merged | review | conflict | kept | removed
+    merge: str  # auto | review
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
 class BreakerRecord:
     key: str  # agent:NAME | gate:NAME
     state: str  # closed | open | half_open
@@ -496,6 +513,16 @@ class Store(Protocol):
         ...
 
     def agent_health(self) -> dict[str, AgentHealth]: ...
+
+    def record_worktree(self, worktree: WorktreeRecord) -> None: ...
+
+    def update_worktree(
+        self, run_id: str, step_id: str, attempt: int, state: str, at: float
+    ) -> None: ...
+
+    def list_worktrees(
+        self, *, run_id: str | None = None, states: Sequence[str] | None = None
+    ) -> list[WorktreeRecord]: ...
 
     def record_agent_health(self, health: AgentHealth) -> None:
         """Upsert; a change of health also appends an `agent.health` event."""

@@ -49,6 +49,7 @@ from agenthq.states import (
 )
 from agenthq.store import agents as agent_rows
 from agenthq.store import governance
+from agenthq.store import worktrees as worktree_rows
 from agenthq.store.api import (
     AgentActivity,
     AgentHealth,
@@ -71,6 +72,7 @@ from agenthq.store.api import (
     StepChange,
     StepRecord,
     StoreStats,
+    WorktreeRecord,
 )
 from agenthq.store.chain import canonical_json, link_hash, stored_time, time_json
 from agenthq.store.tables import CHAIN_HEAD_ID, attempts, chain_head, events, runs, steps
@@ -435,6 +437,24 @@ class SqlStore:
     def run_spending(self, run_id: str) -> dict[str, float]:
         with self._reading() as conn:
             return governance.run_spending(conn, run_id)
+
+    # ---- worktrees (store/worktrees.py) -----------------------------------------------------
+
+    def record_worktree(self, worktree: WorktreeRecord) -> None:
+        with self._writing() as conn:
+            worktree_rows.record(conn, worktree)
+
+    def update_worktree(
+        self, run_id: str, step_id: str, attempt: int, state: str, at: float
+    ) -> None:
+        with self._writing() as conn:
+            worktree_rows.set_state(conn, (run_id, step_id, attempt), state, at)
+
+    def list_worktrees(
+        self, *, run_id: str | None = None, states: Sequence[str] | None = None
+    ) -> list[WorktreeRecord]:
+        with self._reading() as conn:
+            return worktree_rows.listing(conn, run_id, states)
 
     # ---- message bus (store/messages.py) ---------------------------------------------------
 
