@@ -86,7 +86,20 @@ class Prepared:
 
     @property
     def command(self) -> str | None:
-        return self.invocation.command if self.invocation is not None else None
+        """What the gates judge: the shell command, or the coding agent's command line."""
+        if self.invocation is None:
+            return None
+        call = self.invocation.agent
+        if call is not None and call.kind == "cli":
+            import shlex
+
+            from agenthq.executors.agent_cli import command_for
+
+            try:
+                return shlex.join(command_for(call))
+            except ValueError:
+                return None
+        return self.invocation.command
 
 
 class Dispatcher:
