@@ -51,6 +51,7 @@ def _register() -> None:
     from agenthq.cli import (
         approval_cmds,
         inspect_cmds,
+        msg_cmd,
         risk_cmd,
         run_cmds,
         secrets_cmd,
@@ -65,6 +66,7 @@ def _register() -> None:
     secrets_cmd.register(app)
     inspect_cmds.register(app, audit_app)
     worktree_cmds.register(app)
+    msg_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

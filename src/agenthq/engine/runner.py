@@ -297,6 +297,7 @@ class Runner:
                 else None
             ),
             sessions=lambda step_id: _last_session(self.store, run.id, step_id),
+            inbox=lambda agent: _unread(self.store, agent),
         )
         limits = Limits(
             options.max_workers or run.max_workers,
@@ -558,3 +559,11 @@ def _last_session(store: Store, run_id: str, step_id: str) -> str | None:
 
 def _has_agents(graph: PlanGraph) -> bool:
     return any(n.agent is not None or n.capability is not None for n in graph.nodes.values())
+
+
+def _unread(store: Store, agent: str) -> list[Mapping[str, Any]]:
+    """`inbox` in templates: the agent's unread messages (reading them marks nothing)."""
+    return [
+        {"id": m.id, "sender": m.sender, "subject": m.subject, "body": m.body, "at": m.created_at}
+        for m in store.inbox(agent, unread=True, limit=100)
+    ]

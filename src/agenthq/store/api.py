@@ -330,6 +330,32 @@ class AgentActivity:
 
 
 @dataclass(frozen=True)
+class NewMessage:
+    sender: str
+    recipient: str
+    body: str
+    at: float
+    subject: str | None = None
+    dedupe_key: str | None = None  # sending twice with one key stores it once
+    run_id: str | None = None  # where it was sent from, when from a step
+    step_id: str | None = None
+
+
+@dataclass(frozen=True)
+class MessageRecord:
+    id: int
+    sender: str
+    recipient: str
+    subject: str | None
+    body: str
+    dedupe_key: str | None
+    run_id: str | None
+    step_id: str | None
+    created_at: float
+    read_at: float | None
+
+
+@dataclass(frozen=True)
 class WorktreeRecord:
     """The git worktree one attempt of a coding agent worked in."""
 
@@ -513,6 +539,22 @@ class Store(Protocol):
         ...
 
     def agent_health(self) -> dict[str, AgentHealth]: ...
+
+    def send_message(self, message: NewMessage) -> tuple[int, bool]:
+        """(its id, whether it is new); a known dedupe_key returns the first message's id."""
+        ...
+
+    def inbox(
+        self, agent: str, *, unread: bool = True, limit: int = 500
+    ) -> list[MessageRecord]: ...
+
+    def mark_read(
+        self, *, ids: Sequence[int] | None = None, agent: str | None = None, at: float
+    ) -> int: ...
+
+    def conversation(self, a: str, b: str, *, limit: int = 500) -> list[MessageRecord]: ...
+
+    def prune_messages(self, read_before: float) -> int: ...
 
     def record_worktree(self, worktree: WorktreeRecord) -> None: ...
 

@@ -49,6 +49,7 @@ from agenthq.states import (
 )
 from agenthq.store import agents as agent_rows
 from agenthq.store import governance
+from agenthq.store import messages as message_rows
 from agenthq.store import worktrees as worktree_rows
 from agenthq.store.api import (
     AgentActivity,
@@ -65,6 +66,8 @@ from agenthq.store.api import (
     EventLine,
     EventRecord,
     GateRecord,
+    MessageRecord,
+    NewMessage,
     NewRun,
     RunChange,
     RunControl,
@@ -457,6 +460,46 @@ class SqlStore:
             return worktree_rows.listing(conn, run_id, states)
 
     # ---- message bus (store/messages.py) ---------------------------------------------------
+
+    def send_message(self, message: NewMessage) -> tuple[int, bool]:
+        if message.dedupe_key is not None:
+            with self._reading() as conn:
+                known = message_rows.existing(conn, message.dedupe_key)
+            if known is not None:
+                return known, False
+        try:
+            with self._writing() as conn:
+                new_id, event = message_rows.insert_message(conn, message)
+                run_id, step_id, attempt, kind, details = event
+                note: governance.EventDraft = (run_id, step_id, attempt, kind, dict(details))
+                self._append_events(conn, [_note_draft(note)], message.at)
+        except StoreError as exc:
+            if message.dedupe_key is None or not isinstance(exc.__cause__, IntegrityError):
+                raise
+            with self._reading() as conn:  # another sender won the race with this key
+                winner = message_rows.existing(conn, message.dedupe_key)
+            if winner is None:
+                raise
+            return winner, False
+        return new_id, True
+
+    def inbox(self, agent: str, *, unread: bool = True, limit: int = 500) -> list[MessageRecord]:
+        with self._reading() as conn:
+            return message_rows.inbox(conn, agent, unread=unread, limit=limit)
+
+    def mark_read(
+        self, *, ids: Sequence[int] | None = None, agent: str | None = None, at: float
+    ) -> int:
+        with self._writing() as conn:
+            return message_rows.mark_read(conn, ids=ids, agent=agent, at=at)
+
+    def conversation(self, a: str, b: str, *, limit: int = 500) -> list[MessageRecord]:
+        with self._reading() as conn:
+            return message_rows.conversation(conn, a, b, limit)
+
+    def prune_messages(self, read_before: float) -> int:
+        with self._writing() as conn:
+            return message_rows.prune(conn, read_before)
 
     # ---- alerts (store/alerts.py) -----------------------------------------------------------
 
