@@ -49,6 +49,7 @@ def exit_code_for(error: AgentHQError) -> int:
 
 def _register() -> None:
     from agenthq.cli import (
+        alerts_cmd,
         approval_cmds,
         inspect_cmds,
         msg_cmd,
@@ -67,6 +68,7 @@ def _register() -> None:
     inspect_cmds.register(app, audit_app)
     worktree_cmds.register(app)
     msg_cmd.register(app)
+    alerts_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

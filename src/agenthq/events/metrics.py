@@ -45,6 +45,15 @@ class StoreCollector(Collector):
             if state == "ready":
                 queue_depth += count
         yield steps
+        alerts = GaugeMetricFamily(
+            "agenthq_alerts_open", "Open and acknowledged alerts by severity.", labels=["severity"]
+        )
+        by_severity = {level: 0 for level in ("low", "medium", "high", "critical")}
+        for alert in self.store.list_alerts(states=("open", "acknowledged"), limit=10_000):
+            by_severity[alert.severity] = by_severity.get(alert.severity, 0) + 1
+        for level, count in by_severity.items():
+            alerts.add_metric([level], count)
+        yield alerts
         runs = GaugeMetricFamily("agenthq_runs", "Runs by state.", labels=["state"])
         for state, count in stats.runs:
             runs.add_metric([state], count)

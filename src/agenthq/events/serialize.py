@@ -11,6 +11,7 @@ from typing import Any
 
 from agenthq.store.api import (
     AgentRecord,
+    AlertRecord,
     ApprovalRecord,
     AttemptRecord,
     BreakerRecord,
@@ -127,4 +128,24 @@ def agent_json(agent: AgentRecord, breaker: BreakerRecord | None) -> dict[str, A
         "changed_by": agent.changed_by,
         "note": agent.note,
         "breaker": None if breaker is None else {"state": breaker.state, "trips": breaker.trips},
+    }
+
+
+def alert_json(a: AlertRecord) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "rule": a.rule,
+        "severity": a.severity,
+        "subject": a.subject,
+        "message": a.message,
+        "state": a.state,
+        "count": a.count,
+        "first_seen": a.first_seen,
+        "last_seen": a.last_seen,
+        "acked_by": a.acked_by,
+        "acked_at": a.acked_at,
+        "note": a.note,
+        "resolved_at": a.resolved_at,
+        "run_id": a.run_id,
+        "details": dict(a.details),
     }

@@ -83,3 +83,9 @@ def mask_structure(value: Any, masker: Masker) -> Any:
     if isinstance(value, tuple):
         return tuple(mask_structure(item, masker) for item in value)
     return value
+
+
+def environment_masker(environ: Mapping[str, str]) -> Masker:
+    """Mask every value of `environ` whose name or shape says it is a secret (for text that
+    leaves the process outside any run: alert notifications)."""
+    return build_masker(v for k, v in environ.items() if looks_secret(k, v))

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+
 from fastapi import FastAPI
 
 from agenthq.agents.registry import agents_from_table
 from agenthq.config import Settings
+from agenthq.engine.alerting import build_evaluator
 from agenthq.engine.gating import GateConfig, gate_config_from_tables
 from agenthq.engine.runner import Runner
 from agenthq.events.metrics import Metrics
@@ -29,6 +32,8 @@ def build_app(
     # This runner decides approvals and cancels for the API; runs execute in the run host
     # process (server/host_process.py), which builds its own from the same settings.
     agents = agents_from_table(settings.tables.get("agents", {}), str(settings.config_file))
+    # Refuse bad [alerts] settings now: the run host evaluates them in its own process.
+    build_evaluator(store, settings.tables, settings.config_file, os.environ)
     runner = Runner(store, home=settings.home, gates=gate_config, agents=agents)
     ctx = ServerContext(
         store=store,

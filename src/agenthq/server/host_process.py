@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import signal
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,9 +24,11 @@ from prometheus_client.registry import CollectorRegistry
 
 from agenthq.agents.registry import agents_from_table
 from agenthq.config import load_settings
+from agenthq.engine.alerting import build_evaluator
 from agenthq.engine.gating import gate_config_from_tables
 from agenthq.engine.runner import Runner
 from agenthq.engine.scheduler import SchedulerOptions
+from agenthq.errors import AgentHQError
 from agenthq.server.host import RunHost
 from agenthq.store import open_store
 
@@ -72,13 +75,26 @@ async def serve_runs(poll_interval: float) -> None:
             write_tick_metrics(ticks, settings.home / METRICS_FILE)
             await asyncio.sleep(1.0)
 
+    evaluator, _ = build_evaluator(store, settings.tables, settings.config_file, os.environ)
+
+    async def watch() -> None:
+        """The alert rules, every `[alerts] every` seconds; a failing pass is retried."""
+        while True:
+            try:
+                await asyncio.to_thread(evaluator.evaluate)
+            except AgentHQError as exc:
+                print(f"agenthq serve: alert evaluation failed: {exc}", file=sys.stderr)
+            await asyncio.sleep(evaluator.settings.every)
+
     publisher = asyncio.create_task(publish())
+    watcher = asyncio.create_task(watch())
     try:
         await host.run()
     except asyncio.CancelledError:
         pass
     finally:
         publisher.cancel()
+        watcher.cancel()
         await host.stop()
         write_tick_metrics(ticks, settings.home / METRICS_FILE)
         store.close()

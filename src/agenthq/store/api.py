@@ -330,6 +330,44 @@ class AgentActivity:
 
 
 @dataclass(frozen=True)
+class NewAlert:
+    rule: str
+    severity: str  # low | medium | high | critical
+    subject: str  # what it is about: run:ID, agent:NAME, approval:ID …
+    message: str
+    at: float
+    details: Mapping[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    repeat: bool = True  # an occurrence (count + 1); False: the condition still holds
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    id: int
+    rule: str
+    severity: str
+    subject: str
+    message: str
+    details: Mapping[str, Any]
+    state: str  # open | acknowledged | resolved
+    first_seen: float
+    last_seen: float
+    count: int
+    acked_by: str | None
+    acked_at: float | None
+    note: str | None
+    resolved_at: float | None
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class AlertFacts:
+    running_runs: Sequence[tuple[str, str, float]]  # (run, plan, last event at)
+    failures_by_agent: Mapping[str, int]  # failed attempts since the window's start
+    waiting_by_agent: Mapping[str, int]  # ready steps per agent
+
+
+@dataclass(frozen=True)
 class NewMessage:
     sender: str
     recipient: str
@@ -539,6 +577,33 @@ class Store(Protocol):
         ...
 
     def agent_health(self) -> dict[str, AgentHealth]: ...
+
+    def raise_alert(self, alert: NewAlert) -> tuple[AlertRecord, bool]:
+        """Open an alert, or fold it into the live one with its rule and subject."""
+        ...
+
+    def change_alert(
+        self, alert_id: int, to: str, *, by: str, note: str | None, at: float
+    ) -> AlertRecord:
+        """acknowledged | resolved; StateError when it already is."""
+        ...
+
+    def list_alerts(
+        self,
+        *,
+        ids: Sequence[int] | None = None,
+        states: Sequence[str] | None = None,
+        rule: str | None = None,
+        limit: int = 500,
+    ) -> list[AlertRecord]: ...
+
+    def get_cursor(self, name: str) -> int: ...
+
+    def set_cursor(self, name: str, seq: int, at: float) -> None: ...
+
+    def alert_facts(self, since: float) -> AlertFacts:
+        """What the timer rules read in one go."""
+        ...
 
     def send_message(self, message: NewMessage) -> tuple[int, bool]:
         """(its id, whether it is new); a known dedupe_key returns the first message's id."""

@@ -48,6 +48,7 @@ from agenthq.states import (
     check_step_transition,
 )
 from agenthq.store import agents as agent_rows
+from agenthq.store import alerts as alert_rows
 from agenthq.store import governance
 from agenthq.store import messages as message_rows
 from agenthq.store import worktrees as worktree_rows
@@ -55,6 +56,8 @@ from agenthq.store.api import (
     AgentActivity,
     AgentHealth,
     AgentRecord,
+    AlertFacts,
+    AlertRecord,
     ApprovalDecision,
     ApprovalRecord,
     ApprovalState,
@@ -67,6 +70,7 @@ from agenthq.store.api import (
     EventRecord,
     GateRecord,
     MessageRecord,
+    NewAlert,
     NewMessage,
     NewRun,
     RunChange,
@@ -502,6 +506,48 @@ class SqlStore:
             return message_rows.prune(conn, read_before)
 
     # ---- alerts (store/alerts.py) -----------------------------------------------------------
+
+    def raise_alert(self, alert: NewAlert) -> tuple[AlertRecord, bool]:
+        with self._writing() as conn:
+            record, new, event = alert_rows.raise_alert(conn, alert)
+            if event is not None:
+                self._append_events(conn, [_note_draft(event)], alert.at)
+        return record, new
+
+    def change_alert(
+        self, alert_id: int, to: str, *, by: str, note: str | None, at: float
+    ) -> AlertRecord:
+        with self._writing() as conn:
+            record, event = alert_rows.change(conn, alert_id, to, by=by, note=note, at=at)
+            self._append_events(conn, [_note_draft(event)], at)
+        return record
+
+    def list_alerts(
+        self,
+        *,
+        ids: Sequence[int] | None = None,
+        states: Sequence[str] | None = None,
+        rule: str | None = None,
+        limit: int = 500,
+    ) -> list[AlertRecord]:
+        with self._reading() as conn:
+            return alert_rows.listing(conn, ids=ids, states=states, rule=rule, limit=limit)
+
+    def get_cursor(self, name: str) -> int:
+        with self._reading() as conn:
+            return alert_rows.get_cursor(conn, name)
+
+    def set_cursor(self, name: str, seq: int, at: float) -> None:
+        with self._writing() as conn:
+            alert_rows.set_cursor(conn, name, seq, at)
+
+    def alert_facts(self, since: float) -> AlertFacts:
+        with self._reading() as conn:
+            return AlertFacts(
+                running_runs=alert_rows.running_runs(conn),
+                failures_by_agent=alert_rows.failures_by_agent(conn, since),
+                waiting_by_agent=alert_rows.waiting_by_agent(conn),
+            )
 
     def _update_steps(self, conn: Connection, writes: list[_StepWrite], at: float) -> None:
         groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}

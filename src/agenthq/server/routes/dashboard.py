@@ -188,6 +188,16 @@ def approvals_page(ctx: Ctx) -> HTMLResponse:
     return page("approvals.html", ctx, seq=seq, approvals=approvals, nav="approvals")
 
 
+@router.get("/alerts")
+def alerts_page(ctx: Ctx) -> HTMLResponse:
+    seq = ctx.hub.last_seq
+    live = _alerts(ctx)
+    resolved = [
+        serialize.alert_json(a) for a in ctx.store.list_alerts(states=("resolved",), limit=50)
+    ]
+    return page("alerts.html", ctx, seq=seq, alerts=live, resolved=resolved, nav="alerts")
+
+
 @router.get("/agents")
 def agents_page(ctx: Ctx) -> HTMLResponse:
     seq = ctx.hub.last_seq  # before the data, so the stream misses nothing it lacks
@@ -346,20 +356,9 @@ def _run_row(run: dict[str, Any]) -> dict[str, Any]:
     return run
 
 
-def _alerts(ctx: ServerContext) -> list[dict[str, str]]:
-    """Until the alerts issue lands: what needs a person now — quarantines and open breakers."""
-    alerts = []
-    for agent in ctx.store.list_agents():
-        if agent.state.value == "quarantined":
-            alerts.append(
-                {"level": "critical", "text": f"agent {agent.name} is quarantined: {agent.reason}"}
-            )
-    for breaker in ctx.store.get_breakers().values():
-        if breaker.state != "closed":
-            alerts.append(
-                {
-                    "level": "warning",
-                    "text": f"breaker {breaker.key} is {breaker.state.replace('_', '-')}",
-                }
-            )
-    return alerts
+def _alerts(ctx: ServerContext) -> list[dict[str, Any]]:
+    """Open and acknowledged alerts, most severe first, for the overview."""
+    order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
+    found = ctx.store.list_alerts(states=("open", "acknowledged"), limit=50)
+    found.sort(key=lambda a: (order.get(a.severity, 9), -a.last_seen))
+    return [serialize.alert_json(a) for a in found]

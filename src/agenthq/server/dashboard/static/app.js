@@ -164,6 +164,16 @@ function decisions() {
       }
     }));
   });
+  $$("button[data-alert-action]").forEach((button) => button.addEventListener("click", async () => {
+    const action = button.dataset.alertAction;
+    const note = prompt(`${action === "ack" ? "Acknowledge" : "Resolve"} alert ${button.dataset.id}? A note (optional):`);
+    if (note === null) return;
+    button.disabled = true;
+    try {
+      await api(`/api/alerts/${button.dataset.id}/${action}`, { method: "POST", body: JSON.stringify({ note: note || null }) });
+      location.reload();
+    } catch (err) { alert(err.message); button.disabled = false; }
+  }));
   $$("button[data-release]").forEach((button) => button.addEventListener("click", async () => {
     const note = prompt(`Release agent ${button.dataset.release}? Say why (kept in the audit log):`);
     if (note === null) return;
@@ -202,4 +212,5 @@ document.addEventListener("DOMContentLoaded", () => {
   if (page === "run") runPage();
   else if (page === "overview") overviewPage();
   else if (page === "approvals") liveEvents(null, (e) => { if (e.kind === "approval.requested") location.reload(); });
+  else if (page === "alerts") liveEvents(null, (e) => { if (e.kind.startsWith("alert.")) location.reload(); });
 });

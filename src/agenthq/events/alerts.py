@@ -1,0 +1,329 @@
+"""Alerts: rules over the event log and the store's state, raised once, folded when repeated.
+
+Two kinds of rule. Event rules read each new event once, in order, from a cursor kept in the
+store (a restart neither misses nor repeats one): a breaker opened, an agent quarantined, a
+budget exceeded, an upstream plan failed. Timer rules look at the state now: a stalled run,
+an approval past its SLA, a burst of failures, an overloaded agent, a rising risk trend. Low
+and medium alerts resolve themselves when their condition clears; high and critical ones wait
+for a person (`agenthq alerts ack ID`, then resolve).
+
+Settings come in as plain values (`alert_settings` reads the `[alerts]` table; config itself
+is read only at the edges).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agenthq.errors import ConfigError
+from agenthq.store.api import AlertRecord, ApprovalState, EventRecord, NewAlert, Store
+
+SEVERITIES = ("low", "medium", "high", "critical")
+SELF_RESOLVING = frozenset({"low", "medium"})
+CURSOR = "alerts"
+
+# rule → (default severity, what it means)
+RULES: dict[str, tuple[str, str]] = {
+    "stalled_run": ("medium", "a running run had no transition for `stall_after`"),
+    "approval_sla": ("high", "an approval waits past its SLA (its warning time)"),
+    "failure_burst": ("high", "an agent failed `burst_count` attempts within `burst_window`"),
+    "overloaded_agent": (
+        "medium",
+        "an agent at its max_concurrency with `overload_queue` steps waiting",
+    ),
+    "rising_risk": ("medium", "the mean risk of an agent's last `risk_window` commands is high"),
+    "upstream_failed": ("high", "a plan this one starts after failed"),
+    "budget_exceeded": ("high", "a budget is spent; a step waits for an extension"),
+    "breaker_opened": ("high", "a circuit breaker opened"),
+    "agent_quarantined": ("critical", "an agent was quarantined"),
+}
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    stall_after: float = 600.0
+    burst_count: int = 5
+    burst_window: float = 600.0
+    overload_queue: int = 5
+    risk_window: int = 20
+    risk_threshold: float = 60.0
+    every: float = 5.0  # how often `agenthq serve` evaluates the timer rules
+    severity: Mapping[str, str] = field(default_factory=dict)  # rule → severity override
+    disabled: frozenset[str] = frozenset()
+    channels: tuple[Mapping[str, Any], ...] = ()  # validated by events.notify
+
+    def severity_of(self, rule: str) -> str:
+        return self.severity.get(rule, RULES[rule][0])
+
+
+_NUMBERS = {
+    "stall_after": (float, 1.0),
+    "burst_count": (int, 1),
+    "burst_window": (float, 1.0),
+    "overload_queue": (int, 1),
+    "risk_window": (int, 1),
+    "risk_threshold": (float, 0.0),
+    "every": (float, 0.5),
+}
+
+
+def alert_settings(table: Mapping[str, Any], where: str) -> AlertSettings:
+    """`[alerts]` of agenthq.toml → settings; ConfigError naming the key on bad input."""
+    from agenthq.spec.durations import parse_duration
+
+    values: dict[str, Any] = {}
+    known = {*_NUMBERS, "severity", "disabled", "channels"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(
+            f"{where}: [alerts] has unknown key(s) {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
+        )
+    for key, (kind, minimum) in _NUMBERS.items():
+        if key not in table:
+            continue
+        raw = table[key]
+        try:
+            value = parse_duration(raw) if kind is float and isinstance(raw, str) else kind(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: [alerts] {key} = {raw!r} is not a number") from None
+        if isinstance(raw, bool) or value < minimum:
+            raise ConfigError(f"{where}: [alerts] {key} must be at least {minimum}")
+        values[key] = value
+    overrides = table.get("severity", {})
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"{where}: [alerts.severity] must be a table of rule = severity")
+    for rule, level in overrides.items():
+        if rule not in RULES:
+            raise ConfigError(
+                f"{where}: [alerts.severity] unknown rule {rule!r}; rules: {', '.join(RULES)}"
+            )
+        if level not in SEVERITIES:
+            raise ConfigError(
+                f"{where}: [alerts.severity] {rule} = {level!r}; use {', '.join(SEVERITIES)}"
+            )
+    disabled = table.get("disabled", [])
+    if not isinstance(disabled, list) or any(r not in RULES for r in disabled):
+        raise ConfigError(f"{where}: [alerts] disabled must list rules from: {', '.join(RULES)}")
+    channels = table.get("channels", [])
+    if not isinstance(channels, list) or not all(isinstance(c, Mapping) for c in channels):
+        raise ConfigError(f"{where}: [[alerts.channels]] must be tables")
+    return AlertSettings(
+        **values,
+        severity=dict(overrides),
+        disabled=frozenset(disabled),
+        channels=tuple(channels),
+    )
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One condition or occurrence a rule found."""
+
+    rule: str
+    subject: str
+    message: str
+    details: Mapping[str, Any] = field(default_factory=dict)
+    run_id: str | None = None
+    repeat: bool = False
+
+
+class AlertEvaluator:
+    """One `evaluate()` pass: new events since the cursor, then the timer rules, then the
+    self-resolution of low and medium alerts whose condition cleared. New alerts go to
+    `notify` (the channels), never blocking the pass."""
+
+    def __init__(
+        self,
+        store: Store,
+        settings: AlertSettings,
+        *,
+        max_concurrency: Mapping[str, int] | None = None,
+        notify: Callable[[AlertRecord], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.max_concurrency = dict(max_concurrency or {})
+        self.notify = notify
+        self.clock = clock
+
+    def evaluate(self) -> list[AlertRecord]:
+        """The alerts this pass opened."""
+        now = self.clock()
+        opened: list[AlertRecord] = []
+        for finding in self._from_events():
+            opened.extend(self._raise(finding, now))
+        current = list(self._from_state(now))
+        for finding in current:
+            opened.extend(self._raise(finding, now))
+        self._resolve_cleared({(f.rule, f.subject) for f in current}, now)
+        return opened
+
+    # ---- event rules ----------------------------------------------------------------------
+
+    def _from_events(self) -> Iterable[Finding]:
+        after = self.store.get_cursor(CURSOR)
+        while True:
+            batch = self.store.read_events(after_seq=after, limit=1000)
+            if not batch:
+                return
+            for event in batch:
+                finding = _event_rule(event)
+                if finding is not None:
+                    yield finding
+            after = batch[-1].seq
+            self.store.set_cursor(CURSOR, after, self.clock())
+
+    # ---- timer rules ----------------------------------------------------------------------
+
+    def _from_state(self, now: float) -> Iterable[Finding]:
+        s = self.settings
+        facts = self.store.alert_facts(now - s.burst_window)
+        waiting_runs = {a.run_id for a in self.store.list_approvals()}
+        for run_id, plan, last in facts.running_runs:
+            if now - last >= s.stall_after and run_id not in waiting_runs:
+                yield Finding(
+                    "stalled_run",
+                    f"run:{run_id}",
+                    f"run {run_id} ({plan}) has had no transition for {_span(now - last)}",
+                    {"idle_s": round(now - last, 1)},
+                    run_id,
+                )
+        for approval in self.store.list_approvals(state=ApprovalState.PENDING):
+            due = approval.warn_at if approval.warn_at is not None else approval.expires_at
+            if now >= due:
+                yield Finding(
+                    "approval_sla",
+                    f"approval:{approval.id}",
+                    f"{approval.step_id} of run {approval.run_id} has waited "
+                    f"{_span(now - approval.requested_at)} for a person (approval {approval.id})",
+                    {"approval": approval.id, "waited_s": round(now - approval.requested_at, 1)},
+                    approval.run_id,
+                )
+        for agent, failures in facts.failures_by_agent.items():
+            if failures >= s.burst_count:
+                yield Finding(
+                    "failure_burst",
+                    f"agent:{agent}",
+                    f"agent {agent} failed {failures} attempts in the last {_span(s.burst_window)}",
+                    {"failures": failures},
+                )
+        activity = self.store.agent_activity(now - 86400.0, risk_window=s.risk_window)
+        for agent, queued in facts.waiting_by_agent.items():
+            limit = self.max_concurrency.get(agent)
+            running = activity[agent].running if agent in activity else 0
+            if limit is not None and running >= limit and queued >= s.overload_queue:
+                yield Finding(
+                    "overloaded_agent",
+                    f"agent:{agent}",
+                    f"agent {agent} runs {running}/{limit} steps with {queued} more waiting",
+                    {"running": running, "waiting": queued, "max_concurrency": limit},
+                )
+        for agent, act in activity.items():
+            if act.mean_risk is not None and act.mean_risk >= s.risk_threshold:
+                yield Finding(
+                    "rising_risk",
+                    f"agent:{agent}",
+                    f"agent {agent}'s last commands score {act.mean_risk:.0f} on average "
+                    f"(threshold {s.risk_threshold:g})",
+                    {"mean_risk": round(act.mean_risk, 1)},
+                )
+
+    # ---- raising and resolving ------------------------------------------------------------
+
+    def _raise(self, finding: Finding, now: float) -> list[AlertRecord]:
+        if finding.rule in self.settings.disabled:
+            return []
+        record, new = self.store.raise_alert(
+            NewAlert(
+                rule=finding.rule,
+                severity=self.settings.severity_of(finding.rule),
+                subject=finding.subject,
+                message=finding.message,
+                at=now,
+                details=finding.details,
+                run_id=finding.run_id,
+                repeat=finding.repeat,
+            )
+        )
+        if not new:
+            return []
+        if self.notify is not None:
+            self.notify(record)
+        return [record]
+
+    def _resolve_cleared(self, holding: set[tuple[str, str]], now: float) -> None:
+        timer_rules = {
+            "stalled_run",
+            "approval_sla",
+            "failure_burst",
+            "overloaded_agent",
+            "rising_risk",
+        }
+        for alert in self.store.list_alerts(states=("open", "acknowledged")):
+            if (
+                alert.rule in timer_rules
+                and alert.severity in SELF_RESOLVING
+                and (alert.rule, alert.subject) not in holding
+            ):
+                self.store.change_alert(
+                    alert.id, "resolved", by="agenthq", note="the condition cleared", at=now
+                )
+
+
+def _event_rule(event: EventRecord) -> Finding | None:
+    details = event.details
+    if event.kind == "breaker.open":
+        key = str(details.get("breaker"))
+        return Finding(
+            "breaker_opened",
+            f"breaker:{key}",
+            f"breaker {key} opened after {details.get('failures')} failures in a row",
+            dict(details),
+            event.run_id,
+            repeat=True,
+        )
+    if event.kind == "agent.quarantined":
+        agent = str(details.get("agent"))
+        return Finding(
+            "agent_quarantined",
+            f"agent:{agent}",
+            f"agent {agent} was quarantined: {details.get('reason')}",
+            dict(details),
+            event.run_id,
+            repeat=True,
+        )
+    if event.kind == "approval.requested" and details.get("kind") == "budget":
+        return Finding(
+            "budget_exceeded",
+            f"run:{event.run_id}",
+            f"{event.step_id} of run {event.run_id} waits: "
+            + "; ".join(str(r) for r in details.get("reasons") or ["a budget is spent"]),
+            {"approval": details.get("approval")},
+            event.run_id,
+            repeat=True,
+        )
+    if event.kind == "run.upstream_failed":
+        upstream = details.get("upstream_run") or details.get("run")
+        return Finding(
+            "upstream_failed",
+            f"run:{event.run_id}",
+            f"run {event.run_id} will not start: upstream plan {details.get('plan')} "
+            f"run {upstream} failed",
+            dict(details),
+            event.run_id,
+            repeat=True,
+        )
+    return None
+
+
+def _span(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
