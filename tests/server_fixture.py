@@ -54,10 +54,15 @@ class LiveServer:
 
 
 def serve(
-    project: Path, *, environ: dict[str, str] | None = None, toml: str = ""
+    project: Path,
+    *,
+    environ: dict[str, str] | None = None,
+    toml: str = "",
+    allow: tuple[str, ...] = ("touch *",),
 ) -> Iterator[LiveServer]:
     # The run host process reads the project's agenthq.toml: `touch` proves a step ran.
-    (project / "agenthq.toml").write_text('[policy]\nallow = ["touch *"]\n' + toml)
+    allowed = ", ".join(f'"{rule}"' for rule in allow)
+    (project / "agenthq.toml").write_text(f"[policy]\nallow = [{allowed}]\n" + toml)
     env = {"AGENTHQ_HOME": str(project / ".agenthq"), **(environ or {})}
     settings = load_settings(project, env)
     app, ctx = build_app(settings)

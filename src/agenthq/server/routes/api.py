@@ -7,6 +7,7 @@ inside the server's workspace; log files are read only from inside the agenthq h
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import time
@@ -177,7 +178,48 @@ def get_step(run_id: str, step_id: str, ctx: Ctx) -> dict[str, Any]:
     body = serialize.step_json(step)
     body["attempts"] = [serialize.attempt_json(a) for a in ctx.store.get_attempts(rid, step_id)]
     body["gates"] = [serialize.gate_json(g) for g in ctx.store.get_gate_results(rid, step_id)]
+    trees = [w for w in ctx.store.list_worktrees(run_id=rid) if w.step_id == step_id]
+    latest = max(trees, key=lambda w: w.attempt, default=None)
+    body["worktree"] = (
+        None
+        if latest is None
+        else {
+            "attempt": latest.attempt,
+            "state": latest.state,
+            "branch": latest.branch,
+            "merge": latest.merge,
+        }
+    )
     return body
+
+
+@router.get("/runs/{run_id}/steps/{step_id}/diff")
+async def get_diff(run_id: str, step_id: str, ctx: Ctx) -> dict[str, Any]:
+    """What a coding agent changed in its worktree (kept for review, after a conflict or a
+    failure). Lines where the secrets scanner sees a credential are withheld."""
+    from agenthq.agents import worktree
+    from agenthq.gates.secrets_scan import scan_text
+
+    rid = ctx.store.resolve_run_id(run_id)
+    trees = [w for w in ctx.store.list_worktrees(run_id=rid) if w.step_id == step_id]
+    latest = max(trees, key=lambda w: w.attempt, default=None)
+    if latest is None:
+        raise NotFoundError(f"step {step_id!r} of run {rid} has no worktree")
+    if latest.state in ("merged", "removed"):
+        return {"state": latest.state, "branch": latest.branch, "diff": ""}
+    tree = worktree.Worktree(
+        FilePath(latest.path), latest.branch, latest.base, FilePath(latest.repo)
+    )
+    try:
+        text = await asyncio.to_thread(worktree.diff, tree)
+    except worktree.WorktreeError as exc:
+        raise NotFoundError(f"the branch {latest.branch} cannot be read any more: {exc}") from None
+    hidden = {f.line: f.kind for f in scan_text(text)}
+    lines = [
+        f"{line[:1]}[line withheld: possible {hidden[n]}]" if n in hidden else line
+        for n, line in enumerate(text.splitlines(), 1)
+    ]
+    return {"state": latest.state, "branch": latest.branch, "diff": "\n".join(lines)}
 
 
 @router.get("/runs/{run_id}/steps/{step_id}/logs")

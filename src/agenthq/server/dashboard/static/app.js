@@ -106,7 +106,29 @@ function runPage() {
     const box = $("#step-detail");
     box.replaceChildren(dl);
     if (detail.gates.length) { const h = document.createElement("h3"); h.textContent = "Gates"; box.append(h, gates); }
+    if (detail.worktree) showDiff(stepId, detail.worktree, box);
     followLog(stepId, detail.attempts.length > 0);
+  }
+  async function showDiff(stepId, tree, box) {
+    const h = document.createElement("h3");
+    h.textContent = `Worktree: ${tree.state} (${tree.branch})`;
+    box.append(h);
+    if (!["review", "conflict", "kept"].includes(tree.state)) return;
+    try {
+      const answer = await api(`/api/runs/${runId}/steps/${encodeURIComponent(stepId)}/diff`);
+      const pre = document.createElement("pre");
+      pre.className = "diff";
+      for (const line of answer.diff.split("\n")) {
+        const span = document.createElement("span");
+        span.className = line.startsWith("+") && !line.startsWith("+++") ? "add"
+          : line.startsWith("-") && !line.startsWith("---") ? "del" : line.startsWith("@@") ? "hunk" : "";
+        span.textContent = line + "\n";
+        pre.append(span);
+      }
+      box.append(pre);
+    } catch (err) {
+      const p = document.createElement("p"); p.className = "muted"; p.textContent = err.message; box.append(p);
+    }
   }
   function followLog(stepId, hasAttempts) {
     clearTimeout(logTimer);
