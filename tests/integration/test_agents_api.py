@@ -18,6 +18,11 @@ capabilities = ["review"]
 max_concurrency = 3
 [agents.rev.health]
 command = "true"
+
+[agents.down]
+[agents.down.health]
+command = "false"
+retries = 0
 """
 
 PLAN = """
@@ -59,6 +64,20 @@ def test_agents_are_listed_with_state_load_and_record(live: LiveServer) -> None:
         "notifier",
     } <= set(agents)
     assert agents["patcher"]["kind"] == "python"
+
+
+def test_serve_checks_every_declared_agent_on_its_schedule(live: LiveServer) -> None:
+    import time
+
+    deadline = time.monotonic() + 20
+    state = None
+    with live.client() as http:
+        while time.monotonic() < deadline and state != "unhealthy":
+            agents = {a["name"]: a for a in http.get("/api/agents").json()["agents"]}
+            state = agents["down"]["state"]
+            time.sleep(0.1)
+    assert state == "unhealthy"  # no run uses it: the server's run host checked it
+    assert agents["down"]["health_detail"] == "exit 1"
 
 
 def test_the_agents_page_shows_declared_agents(live: LiveServer) -> None:

@@ -22,7 +22,8 @@ from pathlib import Path
 from prometheus_client import Histogram
 from prometheus_client.registry import CollectorRegistry
 
-from agenthq.agents.registry import agents_from_table
+from agenthq.agents.health import HealthMonitor
+from agenthq.agents.registry import Registry, agents_from_table
 from agenthq.config import load_settings
 from agenthq.engine.alerting import build_evaluator
 from agenthq.engine.gating import gate_config_from_tables
@@ -86,8 +87,22 @@ async def serve_runs(poll_interval: float) -> None:
                 print(f"agenthq serve: alert evaluation failed: {exc}", file=sys.stderr)
             await asyncio.sleep(evaluator.settings.every)
 
+    # Every declared agent's health check on its schedule, runs or not (runs check theirs too).
+    agents = agents_from_table(settings.tables.get("agents", {}), str(settings.config_file))
+    monitor = HealthMonitor(store, Registry.build(agents).agents.values(), os.environ)
+
+    async def check_health() -> None:
+        while True:
+            try:
+                due_in = await monitor.check_due()
+            except AgentHQError as exc:
+                print(f"agenthq serve: health checks failed: {exc}", file=sys.stderr)
+                due_in = 30.0
+            await asyncio.sleep(min(max(due_in, 0.5), 30.0))
+
     publisher = asyncio.create_task(publish())
     watcher = asyncio.create_task(watch())
+    checker = asyncio.create_task(check_health()) if monitor else None
     try:
         await host.run()
     except asyncio.CancelledError:
@@ -95,6 +110,8 @@ async def serve_runs(poll_interval: float) -> None:
     finally:
         publisher.cancel()
         watcher.cancel()
+        if checker is not None:
+            checker.cancel()
         await host.stop()
         write_tick_metrics(ticks, settings.home / METRICS_FILE)
         store.close()
