@@ -26,6 +26,11 @@ backoff = "0.01s"
 [agents.ghost]
 [agents.ghost.health]
 command = "definitely-not-a-command-xyz"
+
+[agents.nocli]
+kind = "cli"
+tool = "generic"
+command = "not-installed-agent-xyz --message {prompt}"
 """
 
 
@@ -42,6 +47,8 @@ def test_agents_check_records_health_and_the_table_shows_it(cli: Cli) -> None:
     assert listed["broken"]["state"] == "unhealthy"
     assert listed["ghost"]["state"] == "offline"
     assert listed["fast"]["source"] == "agenthq.toml"
+    assert listed["nocli"]["state"] == "offline"
+    assert listed["nocli"]["health_detail"] == "not-installed-agent-xyz is not on PATH"
     table = cli("agents", check=True).out
     assert "unhealthy" in table
     assert "review" in table

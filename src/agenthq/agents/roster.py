@@ -5,10 +5,12 @@ busy (with its load), idle."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from agenthq.agents.registry import Registry
+from agenthq.agents.registry import Agent, Registry
+from agenthq.spec.agents import AgentKind, CliTool
 from agenthq.store.api import AgentState, Store
 
 FAILURE_WINDOW = 24 * 3600.0
@@ -57,6 +59,8 @@ def roster(registry: Registry, store: Store, now: float) -> list[AgentStatus]:
             state = "quarantined"
         elif check is not None and check.health != "healthy":
             state = check.health
+        elif agent is not None and _missing_tool(agent):
+            state = "offline"
         else:
             state = "busy" if load else "idle"
         quarantined = quarantine is not None and quarantine.state is AgentState.QUARANTINED
@@ -73,7 +77,13 @@ def roster(registry: Registry, store: Store, now: float) -> list[AgentStatus]:
                 attempts=act.attempts if act else 0,
                 mean_risk=act.mean_risk if act else None,
                 health=check.health if check else None,
-                health_detail=check.detail if check else None,
+                health_detail=(
+                    check.detail
+                    if check
+                    else f"{_program(agent)} is not on PATH"
+                    if agent is not None and _missing_tool(agent)
+                    else None
+                ),
                 health_checked_at=check.checked_at if check else None,
                 quarantine_reason=quarantine.reason if quarantined and quarantine else None,
                 quarantined_run=quarantine.run_id if quarantined and quarantine else None,
@@ -84,3 +94,15 @@ def roster(registry: Registry, store: Store, now: float) -> list[AgentStatus]:
             )
         )
     return out
+
+
+def _program(agent: Agent) -> str:
+    spec = agent.spec
+    if spec.tool is CliTool.GENERIC and spec.command:
+        return spec.command.split()[0]
+    return spec.tool.value if spec.tool is not None else ""
+
+
+def _missing_tool(agent: Agent) -> bool:
+    """A cli agent whose program is not installed here cannot take work: offline."""
+    return agent.spec.kind is AgentKind.CLI and shutil.which(_program(agent)) is None
