@@ -240,3 +240,19 @@ def test_bad_alert_settings_name_the_key(table: dict[str, Any], message: str) ->
 
 def test_durations_in_settings() -> None:
     assert alert_settings({"stall_after": "15m", "every": 2}, "x").stall_after == 900.0
+
+
+def test_an_upstream_failure_event_opens_a_high_alert(store: Store) -> None:
+    clock = Clock()
+    run_id = make_run(store, clock.now)
+    details = {"plan": "build", "upstream_run": "r-build-1"}
+    store.apply(
+        Batch(
+            at=clock.now, events=[NewEvent("run.upstream_failed", run_id=run_id, details=details)]
+        )
+    )
+    (opened,) = evaluator(store, clock).evaluate()
+    assert (opened.rule, opened.severity, opened.run_id) == ("upstream_failed", "high", run_id)
+    assert opened.message == (
+        f"run {run_id} will not start: upstream plan build run r-build-1 failed"
+    )
