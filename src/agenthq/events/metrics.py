@@ -48,7 +48,7 @@ class StoreCollector(Collector):
         alerts = GaugeMetricFamily(
             "agenthq_alerts_open", "Open and acknowledged alerts by severity.", labels=["severity"]
         )
-        by_severity = {level: 0 for level in ("low", "medium", "high", "critical")}
+        by_severity = dict.fromkeys(("low", "medium", "high", "critical"), 0)
         for alert in self.store.list_alerts(states=("open", "acknowledged"), limit=10_000):
             by_severity[alert.severity] = by_severity.get(alert.severity, 0) + 1
         for level, count in by_severity.items():
