@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 from agenthq.errors import ParamError
 from agenthq.spec.builder import Plan
-from agenthq.spec.models import PlanSpec
+from agenthq.spec.models import ParamSpec, PlanSpec
 from agenthq.spec.params import parse_param_args, resolve_params
 
 
@@ -184,3 +186,62 @@ def test_shorthand_params_from_yaml_are_typed_by_their_default() -> None:
         {"name": "p", "params": {"n": 2}, "steps": [{"id": "a", "run": "true"}]}
     )
     assert resolve_params(spec, parse_param_args(["n=5"])) == {"n": 5}
+
+
+DECLARED = {
+    "env": {"type": "choice", "choices": ["dev", "prod"], "default": "dev"},
+    "n": {"type": "int", "default": 3},
+    "ratio": {"type": "float", "default": 0.5},
+    "dry": {"type": "bool", "default": True},
+    "out": {"type": "path", "default": "build"},
+    "name": {"type": "str", "default": "x"},
+}
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({"env": "prod"}, {"env": "prod"}),
+        ({"n": "41"}, {"n": 41}),
+        ({"ratio": "2"}, {"ratio": 2.0}),
+        ({"dry": "no"}, {"dry": False}),
+        ({"out": "dist/wheels"}, {"out": "dist/wheels"}),
+        ({"name": "12"}, {"name": "12"}),  # a str param stays text
+    ],
+)
+def test_typed_params_convert_command_line_text(
+    given: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    values = resolve_params(plan_with(**DECLARED), given)
+    for key, value in expected.items():
+        assert values[key] == value
+        assert type(values[key]) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"env": "staging"}, "param 'env' must be one of dev, prod; got 'staging'"),
+        ({"n": "seven"}, "param 'n' must be a whole number, got 'seven'"),
+        ({"ratio": "half"}, "param 'ratio' must be a number, got 'half'"),
+        ({"dry": "maybe"}, "param 'dry' must be true or false"),
+        ({"out": "../../etc"}, "climbs out of the workspace"),
+    ],
+)
+def test_typed_params_refuse_what_does_not_fit(given: dict[str, Any], message: str) -> None:
+    with pytest.raises(ParamError, match=re.escape(message)):
+        resolve_params(plan_with(**DECLARED), given)
+
+
+@pytest.mark.parametrize(
+    ("param", "message"),
+    [
+        ({"type": "choice"}, "a `choice` param needs `choices`"),
+        ({"type": "int", "default": "x"}, "its default must be a whole number"),
+        ({"type": "str", "choices": ["a"]}, "`choices` is for `type: choice` params"),
+        ({"type": "colour"}, "type"),
+    ],
+)
+def test_bad_param_declarations_are_refused(param: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=re.escape(message)):
+        ParamSpec.model_validate(param)

@@ -53,6 +53,7 @@ def _register() -> None:
         approval_cmds,
         inspect_cmds,
         msg_cmd,
+        new_cmd,
         risk_cmd,
         run_cmds,
         secrets_cmd,
@@ -69,6 +70,7 @@ def _register() -> None:
     worktree_cmds.register(app)
     msg_cmd.register(app)
     alerts_cmd.register(app)
+    new_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

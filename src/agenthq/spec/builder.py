@@ -34,13 +34,26 @@ class Plan:
             self._data["agents"] = agents
 
     def param(
-        self, name: str, *, default: Any = None, required: bool = False, description: str = ""
+        self,
+        name: str,
+        *,
+        default: Any = None,
+        required: bool = False,
+        description: str = "",
+        type: str | None = None,  # noqa: A002 - the plan language's word
+        choices: list[str] | None = None,
     ) -> Plan:
-        self._data.setdefault("params", {})[name] = {
+        """Declare a param; `type` is int, float, str, bool, path or choice (with `choices`)."""
+        declared: dict[str, Any] = {
             "default": default,
             "required": required,
             "description": description,
         }
+        if type is not None:
+            declared["type"] = type
+        if choices is not None:
+            declared["choices"] = choices
+        self._data.setdefault("params", {})[name] = declared
         return self
 
     def defaults(self, **fields: Any) -> Plan:

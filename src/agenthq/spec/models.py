@@ -78,10 +78,33 @@ class RetrySpec(Frozen):
         return budgets
 
 
+class ParamType(StrEnum):
+    STR = "str"
+    INT = "int"
+    FLOAT = "float"
+    BOOL = "bool"
+    PATH = "path"  # relative paths may not climb out of the workspace
+    CHOICE = "choice"  # one of `choices`
+
+
 class ParamSpec(Frozen):
     default: Any = None
     required: bool = False
     description: str = ""
+    type: ParamType | None = None  # None: the default's type, if it has one
+    choices: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _typed(self) -> ParamSpec:
+        if self.type is ParamType.CHOICE and not self.choices:
+            raise ValueError("a `choice` param needs `choices`, e.g. choices: [dev, prod]")
+        if self.choices is not None and self.type not in (ParamType.CHOICE, None):
+            raise ValueError("`choices` is for `type: choice` params")
+        if self.default is not None and self.type is not None:
+            from agenthq.spec.param_types import check_value
+
+            check_value(self.type, self.default, self.choices, "its default")
+        return self
 
 
 class OutputSpec(Frozen):

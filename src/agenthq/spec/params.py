@@ -14,6 +14,7 @@ from typing import Any
 
 from agenthq.errors import ParamError
 from agenthq.spec.models import PlanSpec
+from agenthq.spec.param_types import check_value
 
 _TRUE = frozenset({"true", "yes", "on", "1"})
 _FALSE = frozenset({"false", "no", "off", "0"})
@@ -44,7 +45,15 @@ def resolve_params(
     missing: list[str] = []
     for name, param in spec.params.items():
         if name in given:
-            values[name] = _coerce(name, given[name], param.default)
+            if param.type is not None:
+                try:
+                    values[name] = check_value(
+                        param.type.value, given[name], param.choices, f"param {name!r}"
+                    )
+                except ValueError as exc:
+                    raise ParamError(str(exc)) from None
+            else:
+                values[name] = _coerce(name, given[name], param.default)
         elif param.required:
             missing.append(name)
         else:

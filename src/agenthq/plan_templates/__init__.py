@@ -1,0 +1,1 @@
+"""Plan files `agenthq new` starts from (data, read with importlib.resources)."""
