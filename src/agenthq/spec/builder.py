@@ -40,7 +40,7 @@ class Plan:
         default: Any = None,
         required: bool = False,
         description: str = "",
-        type: str | None = None,  # noqa: A002 - the plan language's word
+        type: str | None = None,
         choices: list[str] | None = None,
     ) -> Plan:
         """Declare a param; `type` is int, float, str, bool, path or choice (with `choices`)."""
