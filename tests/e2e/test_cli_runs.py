@@ -165,3 +165,28 @@ def _wait_for_state(cli: Cli, step: str, state: str, timeout: float = 20) -> Non
                 return
         time.sleep(0.1)
     raise AssertionError(f"step {step} never reached {state}")
+
+
+def test_pause_and_resume_a_run_another_terminal_executes(cli: Cli) -> None:
+    steps = "".join(
+        f"  - id: s{i}\n    uses: agenthq.builtin:sleep\n    with: {{seconds: 0.2}}\n"
+        for i in range(30)
+    )
+    cli.write("plan.yaml", "name: slow\nsteps:\n" + steps)
+    running = cli.spawn("run", "plan.yaml", "--quiet", "--max-workers", "2")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not cli("runs", "--json", check=True).json():
+        time.sleep(0.1)
+    paused = cli("pause", "last")
+    assert paused.code == 0, paused.err
+    assert "paused; running steps finish" in paused.out
+    assert cli("status", "last", "--json", check=True).json()["state"] == "paused"
+    resumed = cli("resume", "last")
+    assert resumed.code == 0
+    assert "resumed: process" in resumed.out
+    running.communicate(timeout=60)  # also closes the pipes
+    assert running.returncode == 0
+    assert cli("status", "last", "--json", check=True).json()["state"] == "succeeded"
+    finished = cli("pause", "last")
+    assert finished.code == 2
+    assert "already succeeded" in finished.err

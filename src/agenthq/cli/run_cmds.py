@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agenthq.cli import common
+from agenthq.states import RunState
 
 if TYPE_CHECKING:
     from agenthq.config import Settings
@@ -19,6 +20,7 @@ def register(app: typer.Typer) -> None:
     app.command()(validate)
     app.command()(run)
     app.command()(resume)
+    app.command()(pause)
     app.command()(cancel)
     app.command()(retry)
 
@@ -117,10 +119,16 @@ def resume(
     quiet: QuietOpt = False,
     no_wait: NoWaitOpt = False,
 ) -> None:
-    """Continue a run that stopped (crash, kill, reboot): finished steps are kept."""
+    """Continue a paused run, or one that stopped (crash, kill, reboot): finished steps are
+    kept. A paused run that a live process executes simply goes on there."""
     config = common.settings()
     runner = runner_for(config)
     run_id = runner.store.resolve_run_id(run_id)
+    was_paused = runner.store.get_run_control(run_id).pause_requested
+    owner = runner.lift_pause(run_id) if was_paused else None
+    if owner is not None:
+        print(f"run {run_id} resumed: process {owner} continues it")
+        return
     run_record = runner.store.get_run(run_id)
     _execute(
         runner,
@@ -131,6 +139,27 @@ def resume(
         max_workers=max_workers,
         no_wait=no_wait,
     )
+
+
+def pause(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:
+    """Pause a run: nothing new starts, running steps finish; `agenthq resume RUN` continues."""
+    import time
+
+    config = common.settings()
+    runner = runner_for(config)
+    run_id = runner.store.resolve_run_id(run_id)
+    record = runner.pause(run_id)
+    deadline = time.monotonic() + 5  # a live executor pauses within a poll interval
+    while record.state is not RunState.PAUSED and record.owner and time.monotonic() < deadline:
+        time.sleep(0.1)
+        record = runner.store.get_run(run_id)
+    if record.state is RunState.PAUSED:
+        print(f"run {run_id} paused; running steps finish. `agenthq resume {run_id}` continues")
+    else:
+        print(
+            f"run {run_id}: pause recorded; it stays paused when it is next executed. "
+            f"`agenthq resume {run_id}` lifts it"
+        )
 
 
 def cancel(run_id: Annotated[str, typer.Argument(help="Run id.")]) -> None:

@@ -425,6 +425,28 @@ class Runner:
 
     # ---- control from any process ---------------------------------------------------------
 
+    def pause(self, run_id: str) -> RunRecord:
+        """Start nothing new in this run (running steps finish). Durable: the executing
+        process pauses at its next poll, and a process that takes the run over later too."""
+        run = self.store.get_run(run_id)
+        if run.state.finished:
+            raise StateError(f"run {run_id} already {run.state}; there is nothing to pause")
+        self.store.request_pause(run_id, True)
+        return self.store.get_run(run_id)
+
+    def lift_pause(self, run_id: str) -> str | None:
+        """Clear a pause; the live process that now continues the run, if one executes it."""
+        if self.store.get_run_control(run_id).pause_requested:
+            self.store.request_pause(run_id, False)
+        run = self.store.get_run(run_id)
+        if (
+            run.owner
+            and run.owner != self.owner
+            and owner_alive(run.owner, run.heartbeat_at, self.clock())
+        ):
+            return run.owner
+        return None
+
     def cancel(self, run_id: str) -> RunRecord:
         """Cancel a run. A live owner is asked through the store (it stops its processes within
         a second); a run with no live owner is cancelled here and now."""

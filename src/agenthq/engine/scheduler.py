@@ -153,6 +153,7 @@ class Scheduler:
         self.assigned: dict[str, Placement] = {}  # the agent each started step runs on
         self.run_budget_asked = False
         self.run_state = run.state
+        self.paused = False  # a person asked for nothing new to start (`agenthq pause`)
 
     # ---- public ---------------------------------------------------------------------------
 
@@ -187,9 +188,12 @@ class Scheduler:
                 self._cancel_waiting()
             else:
                 self._promote_due(now)
-                self._dispatch(now)
+                if not self.paused:
+                    self._dispatch(now)
             final = self._final_state()
             if final is not None:
+                if self.run_state is RunState.PAUSED and final is not RunState.CANCELLED:
+                    self._set_paused(False)  # paused, and everything ended anyway
                 self.batch.runs.append(
                     RunChange(
                         self.run.id, self.run_state, final, {"finished_at": now, "owner": None}
@@ -552,6 +556,8 @@ class Scheduler:
 
     def _only_people_left(self) -> bool:
         """Nothing runs or can run until a person answers (or releases an agent)."""
+        if self.paused:
+            return False
         if self.tasks or self.dispatcher.has_pending or self.timers or self.unfinished == 0:
             return False
         if any(sid not in self.held for sid in self.ready):
@@ -655,8 +661,21 @@ class Scheduler:
         self.dispatcher.drop_pending()
 
     def _poll_control(self) -> None:
-        if not self.cancel_requested and self.store.get_run_control(self.run.id).cancel_requested:
+        control = self.store.get_run_control(self.run.id)
+        if not self.cancel_requested and control.cancel_requested:
             self.request_cancel()
+        if control.pause_requested != self.paused and not self.cancel_requested:
+            self._set_paused(control.pause_requested)
+
+    def _set_paused(self, paused: bool) -> None:
+        """Pausing starts nothing new (running steps finish); the run's state says so."""
+        self.paused = paused
+        if paused and self.run_state in (RunState.RUNNING, RunState.AWAITING_APPROVAL):
+            self.batch.runs.append(RunChange(self.run.id, self.run_state, RunState.PAUSED))
+            self.run_state = RunState.PAUSED
+        elif not paused and self.run_state is RunState.PAUSED:
+            self.batch.runs.append(RunChange(self.run.id, RunState.PAUSED, RunState.RUNNING))
+            self.run_state = RunState.RUNNING
 
     def _final_state(self) -> RunState | None:
         if self.unfinished > 0 or self.tasks or self.dispatcher.has_pending:

@@ -42,6 +42,7 @@ class RunControl:
     state: RunState
     cancel_requested: bool
     owner: str | None
+    pause_requested: bool = False
 
 
 @dataclass(frozen=True)
@@ -528,6 +529,10 @@ class Store(Protocol):
     def heartbeat(self, run_id: str, owner: str, at: float) -> None: ...
 
     def release_run(self, run_id: str, owner: str) -> None: ...
+
+    def request_pause(self, run_id: str, paused: bool) -> None:
+        """Ask the executing process to start nothing new (True) or to go on (False)."""
+        ...
 
     def request_cancel(self, run_id: str) -> None:
         """Record a durable request to cancel; the executing process acts on it."""

@@ -254,14 +254,14 @@ class SqlStore:
         return _run_record(row, counts.get(run_id, {}))
 
     def get_run_control(self, run_id: str) -> RunControl:
-        query = select(runs.c.state, runs.c.cancel_requested, runs.c.owner).where(
-            runs.c.id == run_id
-        )
+        query = select(
+            runs.c.state, runs.c.cancel_requested, runs.c.owner, runs.c.pause_requested
+        ).where(runs.c.id == run_id)
         with self._reading() as conn:
             row = conn.execute(query).first()
         if row is None:
             raise _no_run(run_id)
-        return RunControl(RunState(row[0]), bool(row[1]), row[2])
+        return RunControl(RunState(row[0]), bool(row[1]), row[2], bool(row[3]))
 
     def resolve_run_id(self, text: str) -> str:
         with self._reading() as conn:
@@ -724,6 +724,17 @@ class SqlStore:
         )
         with self._writing() as conn:
             conn.execute(statement)
+
+    def request_pause(self, run_id: str, paused: bool) -> None:
+        kind = "run.pause_requested" if paused else "run.resume_requested"
+        draft = _Draft(run_id, None, None, kind, None, None, "{}")
+        with self._writing() as conn:
+            result = conn.execute(
+                update(runs).where(runs.c.id == run_id).values(pause_requested=paused)
+            )
+            if result.rowcount != 1:
+                raise _no_run(run_id)
+            self._append_events(conn, [draft], time.time())
 
     def request_cancel(self, run_id: str) -> None:
         draft = _Draft(run_id, None, None, "run.cancel_requested", None, None, "{}")

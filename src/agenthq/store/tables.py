@@ -44,6 +44,9 @@ runs = Table(
     Column("owner", String()),
     Column("heartbeat_at", Float),
     Column("cancel_requested", Boolean, nullable=False, server_default=false()),
+    # A person asked the run to start nothing new (revision 0005); the executing process moves
+    # it to `paused` and back, so the pause survives restarts of either side.
+    Column("pause_requested", Boolean, nullable=False, server_default=false()),
     # state → number of steps, kept by every write that moves a step (revision 0003): a run
     # list must not count a million step rows.
     Column("step_counts", Text, nullable=False, server_default="{}"),

@@ -272,13 +272,24 @@ def cancel_run(run_id: str, ctx: Ctx) -> dict[str, Any]:
     return serialize.run_json(ctx.runner.cancel(rid))
 
 
+@router.post("/runs/{run_id}/pause")
+def pause_run(run_id: str, ctx: Ctx) -> dict[str, Any]:
+    """Start nothing new in the run (running steps finish); durable until resumed."""
+    rid = ctx.store.resolve_run_id(run_id)
+    return serialize.run_json(ctx.runner.pause(rid))
+
+
 @router.post("/runs/{run_id}/resume")
 def resume_run(run_id: str, ctx: Ctx) -> dict[str, Any]:
-    """Continue a stopped run here (a crashed process, a `--no-wait` that exited)."""
+    """Continue a paused run, or a stopped one here (a crashed process, a `--no-wait` that
+    exited)."""
     from agenthq.engine.ownership import owner_alive
     from agenthq.errors import RunBusyError, StateError
 
     rid = ctx.store.resolve_run_id(run_id)
+    was_paused = ctx.store.get_run_control(rid).pause_requested
+    if was_paused and ctx.runner.lift_pause(rid) is not None:
+        return serialize.run_json(ctx.store.get_run(rid))  # its executor goes on
     run = ctx.store.get_run(rid)
     if run.state.finished:
         raise StateError(f"run {rid} already {run.state}; retry it to give failed steps new tries")
