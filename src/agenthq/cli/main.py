@@ -51,6 +51,7 @@ def _register() -> None:
     from agenthq.cli import (
         alerts_cmd,
         approval_cmds,
+        doctor_cmd,
         inspect_cmds,
         msg_cmd,
         new_cmd,
@@ -71,6 +72,7 @@ def _register() -> None:
     msg_cmd.register(app)
     alerts_cmd.register(app)
     new_cmd.register(app)
+    doctor_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

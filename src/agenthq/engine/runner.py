@@ -425,6 +425,23 @@ class Runner:
 
     # ---- control from any process ---------------------------------------------------------
 
+    def recover(self, run_id: str) -> int:
+        """Make a run nobody executes consistent now: stop what it left running on this host,
+        mark interrupted attempts `lost` and decide their retries (`agenthq resume` goes on).
+        How many steps were in flight."""
+        run = self.store.get_run(run_id)
+        if run.state.finished:
+            return 0
+        self._claim(run)
+        try:
+            in_flight = sum(
+                1 for s in self.store.get_steps(run_id) if s.state in (S.RUNNING, S.QUEUED)
+            )
+            self._recover(run, self._graph(run))
+        finally:
+            self.store.release_run(run_id, self.owner)
+        return in_flight
+
     def pause(self, run_id: str) -> RunRecord:
         """Start nothing new in this run (running steps finish). Durable: the executing
         process pauses at its next poll, and a process that takes the run over later too."""
