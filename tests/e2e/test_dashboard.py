@@ -208,6 +208,7 @@ def test_pages_are_usable_on_a_phone(browser: Browser, served: Served) -> None:
         (f"/runs/{run['id']}", "run-phone"),
         ("/approvals", "approvals-phone"),
         ("/agents", "agents-phone"),
+        ("/alerts", "alerts-phone"),
     ):
         page.goto(served.url + path)
         width = page.evaluate("document.documentElement.scrollWidth")
