@@ -31,7 +31,15 @@ def layered_plan(layers: int = 6, width: int = 6) -> str:
 def test_sigkill_then_resume(cli: Cli, seed: int) -> None:
     cli.write("plan.yaml", layered_plan())
     process = cli.spawn("run", "plan.yaml", "--max-workers", "4", "--quiet")
-    time.sleep(random.Random(seed).uniform(1.5, 2.2))
+    # Kill at a random moment after the first step finished (not after a fixed time: how long
+    # start-up takes depends on the machine, and a kill before any step ended proves nothing).
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        runs = cli("runs", "--json", check=True).json()
+        if runs and runs[0]["step_counts"].get("succeeded", 0) >= 1:
+            break
+        time.sleep(0.05)
+    time.sleep(random.Random(seed).uniform(0.0, 0.7))
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=10)
 
