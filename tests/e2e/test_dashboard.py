@@ -1,6 +1,7 @@
 """The dashboard in headless Chromium (Debian's, driven by Playwright) against a real
 `agenthq serve` process: log in with the printed URL, watch a node turn green live, approve a
-waiting step by clicking, and keep screenshots of every page as test artifacts."""
+waiting step by clicking, acknowledge and resolve an alert by clicking, and keep screenshots
+of every page as test artifacts."""
 
 from __future__ import annotations
 
@@ -216,4 +217,55 @@ def test_pages_are_usable_on_a_phone(browser: Browser, served: Served) -> None:
         shot(page, name)
     page.goto(served.url + "/approvals")
     page.locator(".approval", has_text=run["id"]).locator("button[data-decision=reject]").click()
+    served.wait(run["id"], "failed")
+
+
+OVER_BUDGET = """
+name: over-budget
+budgets:
+  run_usd: 0.1
+steps:
+  - id: spend
+    run: >-
+      echo '{"agenthq": {"cost_usd": 0.5}}'
+  - id: more
+    needs: [spend]
+    run: echo more
+"""
+
+
+def test_ack_and_resolve_an_alert_by_clicking(browser: Browser, served: Served) -> None:
+    run = served.start(OVER_BUDGET)
+    served.wait(run["id"], "awaiting_approval")
+    deadline = time.monotonic() + 30
+    found: list[dict[str, Any]] = []
+    with served.api() as http:
+        while time.monotonic() < deadline and not found:
+            alerts = http.get("/api/alerts").json()["alerts"]
+            found = [
+                a for a in alerts if a["rule"] == "budget_exceeded" and a["run_id"] == run["id"]
+            ]
+            time.sleep(0.2)
+    assert found, "serve opened no budget alert"
+    alert_id = found[0]["id"]
+    page = logged_in(browser, served)
+    page.goto(served.url + "/alerts")
+    row = page.locator(f'tr[data-alert="{alert_id}"]')
+    expect(row).to_contain_text("budget exceeded")
+    page.once("dialog", lambda dialog: dialog.accept("on it"))
+    row.locator("button[data-alert-action=ack]").click()
+    expect(row).to_contain_text("acknowledged by dashboard@127.0.0.1: on it")
+    expect(row.locator("button[data-alert-action=ack]")).to_have_count(0)
+    shot(page, "alerts")
+    page.once("dialog", lambda dialog: dialog.accept(""))
+    row.locator("button[data-alert-action=resolve]").click()
+    expect(row).to_have_count(0)
+    expect(page.locator("section", has_text="Recently resolved")).to_contain_text(run["id"])
+    with served.api() as http:
+        assert http.get("/api/alerts", params={"state": "resolved"}).json()["alerts"][0]["id"] == (
+            alert_id
+        )
+        (approval,) = http.get("/api/approvals", params={"run": run["id"]}).json()["approvals"]
+        rejected = http.post(f"/api/approvals/{approval['id']}/reject", json={"note": "no"})
+        assert rejected.status_code == 200, rejected.text
     served.wait(run["id"], "failed")

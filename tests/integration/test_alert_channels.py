@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 import agenthq
+from agenthq.errors import ConfigError
 from agenthq.events.alerts import AlertEvaluator, AlertSettings
 from agenthq.events.notify import Notifier, channels_from
 from agenthq.executors.masking import environment_masker
@@ -169,6 +170,10 @@ def test_the_cli_checks_lists_acks_and_resolves(
     assert cli("alerts", "check").returncode == 0  # nothing new
     listed = json.loads(cli("alerts", "--json").stdout)
     assert [(a["id"], a["state"]) for a in listed] == [(1, "open")]
+    assert json.loads(cli("alerts", "--json", "--min-severity", "critical").stdout) == listed
+    bad_level = cli("alerts", "--min-severity", "urgent")
+    assert bad_level.returncode == 2
+    assert "severity 'urgent'" in bad_level.stderr
     assert cli("alerts", "ack", "1", "--note", "looking").returncode == 0
     assert cli("alerts", "resolve", "1").returncode == 0
     assert json.loads(cli("alerts", "--json").stdout) == []
@@ -199,6 +204,9 @@ def test_serve_evaluates_alerts_and_the_api_acks_them(live: LiveServer) -> None:
             time.sleep(0.1)
         assert found, "the run host did not evaluate the alert rules"
         (alert,) = found
+        assert http.get("/api/alerts?min_severity=critical").json()["alerts"] == found
+        assert http.get("/api/alerts?min_severity=medium&state=resolved").json() == {"alerts": []}
+        assert http.get("/api/alerts?min_severity=urgent").status_code == 422
         acked = http.post(f"/api/alerts/{alert['id']}/ack", json={"note": "mine"}).json()
         assert acked["state"] == "acknowledged"
         assert acked["acked_by"].startswith("dashboard@")
@@ -208,3 +216,69 @@ def test_serve_evaluates_alerts_and_the_api_acks_them(live: LiveServer) -> None:
         assert 'data-alert="' in http.get("/alerts").text
         assert 'agenthq_alerts_open{severity="critical"} 1.0' in http.get("/metrics").text
     assert httpx.get(live.url + "/api/alerts").status_code == 401
+
+
+def test_command_channels_take_argv_or_a_shell_line(store: Store, tmp_path: Path) -> None:
+    out = tmp_path / "out.txt"
+    channels = channels_from(
+        [
+            {"type": "command", "shell": f"tr a-z A-Z | grep -c CODER >> {out}"},
+            {"type": "command", "argv": ["sh", "-c", f"cat >> {out}"], "min_severity": "low"},
+        ],
+        {},
+        "t",
+    )
+    assert [c.name for c in channels] == ["command /bin/sh", "command sh"]
+    notifier = Notifier(channels)
+    store.apply(Batch(at=time.time(), quarantines=[Quarantine("coder", "x", "r", "s")]))
+    AlertEvaluator(store, AlertSettings(), notifier).evaluate()
+    notifier.drain()
+    lines = out.read_text().splitlines()
+    assert "1" in lines  # the shell line piped the JSON through tr and grep
+    assert any('"subject": "agent:coder"' in line for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ({"type": "command"}, "needs one of `command`, `argv` or `shell`"),
+        ({"type": "command", "argv": "ls -l"}, "`argv` must be a non-empty list"),
+        ({"type": "command", "shell": ""}, "`shell` must be a non-empty string"),
+        ({"type": "command", "argv": ["x"], "shell": "y"}, "needs one of"),
+        ({"type": "webhook", "url": "ftp://x"}, "needs `url` (http:// or https://)"),
+        ({"type": "webhook", "url_env": "NOPE"}, "$NOPE (url_env) is not set"),
+        ({"type": "webhook", "url": "http://x", "format": "teams"}, "format 'teams'"),
+        ({"type": "webhook", "url": "http://x", "min_severity": "urgent"}, "min_severity"),
+    ],
+)
+def test_bad_channels_name_the_entry_and_key(entry: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        channels_from([entry], {}, "agenthq.toml")
+    assert str(caught.value).startswith("agenthq.toml: [[alerts.channels]] #1: ")
+    assert message in str(caught.value)
+
+
+def test_one_alert_that_cannot_be_sent_does_not_stop_the_next(
+    store: Store, receiver: tuple[Receiver, str]
+) -> None:
+    state, url = receiver
+
+    def mask(text: str) -> str:
+        if "poison" in text:
+            raise ValueError("the masker broke")
+        return text
+
+    failures: list[str] = []
+    channels = channels_from([{"type": "webhook", "url": url, "min_severity": "low"}], {}, "t")
+    notifier = Notifier(
+        channels, mask=mask, sleep=lambda s: None, on_failure=lambda c, a, w: failures.append(w)
+    )
+    store.apply(Batch(at=time.time(), quarantines=[Quarantine("poison", "x", "r", "s")]))
+    AlertEvaluator(store, AlertSettings(), notifier).evaluate()
+    store.apply(Batch(at=time.time(), quarantines=[Quarantine("fine", "x", "r", "s")]))
+    AlertEvaluator(store, AlertSettings(), notifier).evaluate()
+    notifier.drain()
+    assert failures == ["webhook 127.0.0.1: ValueError"]
+    assert [b["text"] for _, b in state.posts] == [
+        "[critical] agent_quarantined: agent fine was quarantined: x"
+    ]

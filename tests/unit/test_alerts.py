@@ -17,12 +17,25 @@ import agenthq
 from agenthq.engine.gating import GateConfig
 from agenthq.engine.runner import Runner, RunOptions
 from agenthq.engine.scheduler import SchedulerOptions
-from agenthq.errors import ConfigError, StateError
-from agenthq.events.alerts import AlertEvaluator, AlertSettings, alert_settings
+from agenthq.errors import ConfigError, InputError, StateError
+from agenthq.events.alerts import AlertEvaluator, AlertSettings, alert_settings, at_least
 from agenthq.gates.breaker import BreakerSettings
 from agenthq.gates.policy import Policy
 from agenthq.states import RunState, StepState
-from agenthq.store.api import Batch, NewEvent, NewRun, Quarantine, RunChange, StepChange, Store
+from agenthq.store.api import (
+    ApprovalDecision,
+    ApprovalKind,
+    ApprovalRequest,
+    ApprovalState,
+    Batch,
+    BreakerRecord,
+    NewEvent,
+    NewRun,
+    Quarantine,
+    RunChange,
+    StepChange,
+    Store,
+)
 
 WAIT = RunOptions(no_wait=True)
 
@@ -256,3 +269,121 @@ def test_an_upstream_failure_event_opens_a_high_alert(store: Store) -> None:
     assert opened.message == (
         f"run {run_id} will not start: upstream plan build run r-build-1 failed"
     )
+
+
+# ---- event rules that clear, overloads, filters ---------------------------------------------
+
+
+def breaker(store: Store, state: str, at: float) -> None:
+    record = BreakerRecord("agent:flaky", state, 3, at, 30.0, 1, at)
+    store.apply(Batch(at=at, breakers=[record]))
+
+
+def test_event_alerts_at_low_or_medium_resolve_when_the_store_says_it_cleared(
+    store: Store,
+) -> None:
+    clock = Clock()
+    settings = AlertSettings(severity={"breaker_opened": "medium", "agent_quarantined": "low"})
+    judge = AlertEvaluator(store, settings, clock=clock)
+    breaker(store, "open", clock.now)
+    quarantine(store, "coder", clock.now)
+    assert {a.rule for a in judge.evaluate()} == {"breaker_opened", "agent_quarantined"}
+    clock.now += 60
+    judge.evaluate()
+    assert set(live(store)) == {"breaker_opened", "agent_quarantined"}  # both still hold
+    breaker(store, "closed", clock.now)
+    judge.evaluate()
+    assert set(live(store)) == {"agent_quarantined"}  # the breaker closed
+    store.release_agent("coder", by="alice", note=None, at=clock.now)
+    judge.evaluate()
+    assert live(store) == {}
+    resolved = store.list_alerts(states=("resolved",))
+    assert {a.note for a in resolved} == {"the condition cleared"}
+
+
+def test_a_budget_alert_at_medium_resolves_once_the_budget_question_is_answered(
+    store: Store,
+) -> None:
+    clock = Clock()
+    run_id = make_run(store, clock.now)
+    request = ApprovalRequest(
+        run_id,
+        "s0",
+        1,
+        ApprovalKind.BUDGET,
+        clock.now,
+        clock.now + 3600,
+        None,
+        None,
+        None,
+        "reject",
+        None,
+        None,
+        ["the run spent $0.50 of its $0.10 budget"],
+        {"scope": "run", "spent_usd": 0.5, "limit_usd": 0.1},
+    )
+    store.apply(Batch(at=clock.now, approval_requests=[request]))
+    judge = AlertEvaluator(store, AlertSettings(severity={"budget_exceeded": "medium"}))
+    (opened,) = judge.evaluate(clock.now)
+    assert (opened.rule, opened.subject) == ("budget_exceeded", f"run:{run_id}")
+    assert "$0.50 of its $0.10" in opened.message
+    judge.evaluate(clock.now + 1)
+    assert set(live(store)) == {"budget_exceeded"}  # the question still waits
+    (pending,) = store.list_approvals()
+    decision = ApprovalDecision(pending.id, ApprovalState.REJECTED, "alice", clock.now + 2)
+    store.decide_approval(decision)
+    judge.evaluate(clock.now + 3)
+    assert live(store) == {}
+
+
+def test_an_overload_event_opens_an_alert_that_clears_when_it_stops_recurring(
+    store: Store,
+) -> None:
+    clock = Clock()
+    details = {"agent": "busy", "running": 4, "max_concurrency": 2}
+    overloaded = NewEvent("agent.overloaded", details=details)
+    store.apply(Batch(at=clock.now, events=[overloaded]))
+    judge = AlertEvaluator(store, AlertSettings(burst_window=600))
+    assert judge.has_news()
+    (opened,) = judge.evaluate_events(clock.now)  # the event rules alone
+    assert not judge.has_news()
+    assert (opened.rule, opened.severity) == ("overloaded_agent", "medium")
+    assert opened.message == "agent busy is overloaded (4/2 running)"
+    store.apply(Batch(at=clock.now + 300, events=[overloaded]))
+    judge.evaluate(clock.now + 300)
+    assert live(store)["overloaded_agent"].count == 2
+    judge.evaluate(clock.now + 800)  # 500 s since the last one: still within the window
+    assert "overloaded_agent" in live(store)
+    judge.evaluate(clock.now + 901)
+    assert live(store) == {}
+
+
+def test_an_agent_above_its_limit_is_overloaded_without_a_queue(store: Store) -> None:
+    clock = Clock()
+    run_id = make_run(store, clock.now, {"s0": "busy", "s1": "busy"}, steps=2)
+    ready = [StepChange(run_id, s, StepState.PENDING, StepState.READY) for s in ("s0", "s1")]
+    store.apply(Batch(at=clock.now, steps=ready))
+    running = [
+        StepChange(run_id, s, StepState.READY, StepState.RUNNING, {"attempts": 1})
+        for s in ("s0", "s1")
+    ]
+    store.apply(Batch(at=clock.now, steps=running))
+    judge = AlertEvaluator(store, AlertSettings(), max_concurrency={"busy": 1, "idle": 3})
+    (opened,) = [a for a in judge.evaluate(clock.now) if a.rule == "overloaded_agent"]
+    assert opened.message == "agent busy runs 2/1 steps with 0 more waiting"
+    assert AlertEvaluator(store, AlertSettings(), max_concurrency={"busy": 2}).evaluate() == []
+
+
+def test_lists_filter_by_severity(store: Store) -> None:
+    clock = Clock()
+    settings = AlertSettings(severity={"breaker_opened": "medium"})
+    breaker(store, "open", clock.now)
+    quarantine(store, "coder", clock.now)
+    AlertEvaluator(store, settings).evaluate(clock.now)
+    assert at_least("low") is None  # no filter
+    assert at_least("high") == ("high", "critical")
+    only = store.list_alerts(severities=at_least("high"))
+    assert [a.rule for a in only] == ["agent_quarantined"]
+    assert len(store.list_alerts(severities=("medium",))) == 1
+    with pytest.raises(InputError):
+        at_least("urgent")

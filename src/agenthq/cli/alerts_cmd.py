@@ -13,6 +13,7 @@ from rich.text import Text
 
 from agenthq.cli import common
 from agenthq.errors import InputError
+from agenthq.events.alerts import at_least
 from agenthq.events.serialize import alert_json
 
 alerts_app = typer.Typer(
@@ -37,6 +38,10 @@ def alerts(
     state: Annotated[
         str, typer.Option("--state", help="open (default), resolved or all.")
     ] = "open",
+    min_severity: Annotated[
+        str, typer.Option("--min-severity", help="low (default), medium, high or critical.")
+    ] = "low",
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 500,
     json_output: JsonOpt = False,
 ) -> None:
     """List alerts, most severe first (open and acknowledged ones unless --state says)."""
@@ -44,7 +49,8 @@ def alerts(
         return
     if state not in _STATES:
         raise InputError(f"--state {state!r}: use open, resolved or all")
-    found = common.store().list_alerts(states=_STATES[state])
+    severities = at_least(min_severity)
+    found = common.store().list_alerts(states=_STATES[state], severities=severities, limit=limit)
     order = {"critical": 0, "high": 1, "medium": 2, "low": 3}
     found.sort(key=lambda a: (order.get(a.severity, 9), -a.last_seen))
     if json_output:

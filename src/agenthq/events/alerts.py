@@ -2,10 +2,13 @@
 
 Two kinds of rule. Event rules read each new event once, in order, from a cursor kept in the
 store (a restart neither misses nor repeats one): a breaker opened, an agent quarantined, a
-budget exceeded, an upstream plan failed. Timer rules look at the state now: a stalled run,
-an approval past its SLA, a burst of failures, an overloaded agent, a rising risk trend. Low
-and medium alerts resolve themselves when their condition clears; high and critical ones wait
-for a person (`agenthq alerts ack ID`, then resolve).
+budget exceeded, an upstream plan failed, an agent overloaded. Timer rules look at the state
+now: a stalled run, an approval past its SLA, a burst of failures, an overloaded agent, a
+rising risk trend. Low and medium alerts resolve themselves when their condition clears —
+for a timer rule, when it no longer finds it; for an event rule, when the store says so (the
+breaker closed, the agent released, no budget approval pending) or, with nothing to look at,
+when it has not recurred for `burst_window`. High and critical ones wait for a person
+(`agenthq alerts ack ID`, then resolve).
 
 Settings come in as plain values (`alert_settings` reads the `[alerts]` table; config itself
 is read only at the edges).
@@ -14,12 +17,22 @@ is read only at the edges).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from agenthq.errors import ConfigError
-from agenthq.store.api import AlertRecord, ApprovalState, EventRecord, NewAlert, Store
+from agenthq.errors import ConfigError, InputError
+from agenthq.store.api import (
+    AgentState,
+    AlertRecord,
+    ApprovalKind,
+    ApprovalRecord,
+    ApprovalState,
+    BreakerRecord,
+    EventRecord,
+    NewAlert,
+    Store,
+)
 
 SEVERITIES = ("low", "medium", "high", "critical")
 SELF_RESOLVING = frozenset({"low", "medium"})
@@ -40,6 +53,14 @@ RULES: dict[str, tuple[str, str]] = {
     "breaker_opened": ("high", "a circuit breaker opened"),
     "agent_quarantined": ("critical", "an agent was quarantined"),
 }
+
+
+def at_least(severity: str) -> tuple[str, ...] | None:
+    """The severities from `severity` up, for list filters; None (no filter) from `low`."""
+    if severity not in SEVERITIES:
+        raise InputError(f"severity {severity!r}: use {', '.join(SEVERITIES)}")
+    index = SEVERITIES.index(severity)
+    return SEVERITIES[index:] if index else None
 
 
 @dataclass(frozen=True)
@@ -134,15 +155,19 @@ class Finding:
 class AlertEvaluator:
     """One `evaluate()` pass: new events since the cursor, then the timer rules, then the
     self-resolution of low and medium alerts whose condition cleared. New alerts go to
-    `notify` (the channels), never blocking the pass."""
+    `notify` (the channels: it must not block), in the order they were opened.
+
+    `max_concurrency` maps an agent to its limit, for the overload rule; agents without one
+    are never called overloaded by the timer rule (an `agent.overloaded` event still is).
+    """
 
     def __init__(
         self,
         store: Store,
         settings: AlertSettings,
+        notify: Callable[[AlertRecord], None] | None = None,
         *,
         max_concurrency: Mapping[str, int] | None = None,
-        notify: Callable[[AlertRecord], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.store = store
@@ -151,21 +176,36 @@ class AlertEvaluator:
         self.notify = notify
         self.clock = clock
 
-    def evaluate(self) -> list[AlertRecord]:
-        """The alerts this pass opened."""
-        now = self.clock()
+    def evaluate(self, now: float | None = None) -> list[AlertRecord]:
+        """A full pass; the alerts it opened. `now` defaults to the clock."""
+        at = self.clock() if now is None else now
+        opened = self.evaluate_events(at)
+        pending = self.store.list_approvals(state=ApprovalState.PENDING)
+        current = list(self._from_state(at, pending))
+        for finding in current:
+            opened.extend(self._raise(finding, at))
+        holding = {(f.rule, f.subject) for f in current}
+        self._resolve_cleared(holding, pending, at)
+        return opened
+
+    def evaluate_events(self, now: float | None = None) -> list[AlertRecord]:
+        """Only the event rules, over the events after the cursor: cheap enough to run
+        whenever `has_news()` says there is something to read."""
+        at = self.clock() if now is None else now
         opened: list[AlertRecord] = []
         for finding in self._from_events():
-            opened.extend(self._raise(finding, now))
-        current = list(self._from_state(now))
-        for finding in current:
-            opened.extend(self._raise(finding, now))
-        self._resolve_cleared({(f.rule, f.subject) for f in current}, now)
+            opened.extend(self._raise(finding, at))
         return opened
+
+    def has_news(self) -> bool:
+        """Whether an event was written after the cursor."""
+        return bool(self.store.read_events(after_seq=self.store.get_cursor(CURSOR), limit=1))
 
     # ---- event rules ----------------------------------------------------------------------
 
     def _from_events(self) -> Iterable[Finding]:
+        # The cursor moves only after a batch's findings were raised (the caller consumes
+        # them between yields): a crash re-reads at most one batch, which then folds.
         after = self.store.get_cursor(CURSOR)
         while True:
             batch = self.store.read_events(after_seq=after, limit=1000)
@@ -180,10 +220,10 @@ class AlertEvaluator:
 
     # ---- timer rules ----------------------------------------------------------------------
 
-    def _from_state(self, now: float) -> Iterable[Finding]:
+    def _from_state(self, now: float, pending: Sequence[ApprovalRecord]) -> Iterable[Finding]:
         s = self.settings
         facts = self.store.alert_facts(now - s.burst_window)
-        waiting_runs = {a.run_id for a in self.store.list_approvals()}
+        waiting_runs = {a.run_id for a in pending}
         for run_id, plan, last in facts.running_runs:
             if now - last >= s.stall_after and run_id not in waiting_runs:
                 yield Finding(
@@ -193,7 +233,7 @@ class AlertEvaluator:
                     {"idle_s": round(now - last, 1)},
                     run_id,
                 )
-        for approval in self.store.list_approvals(state=ApprovalState.PENDING):
+        for approval in pending:
             due = approval.warn_at if approval.warn_at is not None else approval.expires_at
             if now >= due:
                 yield Finding(
@@ -213,10 +253,11 @@ class AlertEvaluator:
                     {"failures": failures},
                 )
         activity = self.store.agent_activity(now - 86400.0, risk_window=s.risk_window)
-        for agent, queued in facts.waiting_by_agent.items():
-            limit = self.max_concurrency.get(agent)
+        for agent, limit in self.max_concurrency.items():
             running = activity[agent].running if agent in activity else 0
-            if limit is not None and running >= limit and queued >= s.overload_queue:
+            queued = facts.waiting_by_agent.get(agent, 0)
+            # Above the limit (another process ignored it) or at it with a queue behind it.
+            if running > limit or (running >= limit and queued >= s.overload_queue):
                 yield Finding(
                     "overloaded_agent",
                     f"agent:{agent}",
@@ -256,23 +297,69 @@ class AlertEvaluator:
             self.notify(record)
         return [record]
 
-    def _resolve_cleared(self, holding: set[tuple[str, str]], now: float) -> None:
-        timer_rules = {
-            "stalled_run",
-            "approval_sla",
-            "failure_burst",
-            "overloaded_agent",
-            "rising_risk",
-        }
-        for alert in self.store.list_alerts(states=("open", "acknowledged")):
-            if (
-                alert.rule in timer_rules
-                and alert.severity in SELF_RESOLVING
-                and (alert.rule, alert.subject) not in holding
-            ):
+    def _resolve_cleared(
+        self, holding: set[tuple[str, str]], pending: Sequence[ApprovalRecord], now: float
+    ) -> None:
+        live = [
+            a
+            for a in self.store.list_alerts(states=("open", "acknowledged"))
+            if a.severity in SELF_RESOLVING
+        ]
+        if not live:
+            return
+        check = _Conditions(self.store, holding, pending, now, self.settings.burst_window)
+        for alert in live:
+            if not check.holds(alert):
                 self.store.change_alert(
                     alert.id, "resolved", by="agenthq", note="the condition cleared", at=now
                 )
+
+
+class _Conditions:
+    """Whether the condition behind a live alert still holds; reads the store lazily, only
+    for the rules that have a live low or medium alert."""
+
+    def __init__(
+        self,
+        store: Store,
+        holding: set[tuple[str, str]],
+        pending: Sequence[ApprovalRecord],
+        now: float,
+        recent: float,
+    ) -> None:
+        self.store = store
+        self.holding = holding
+        self.pending = pending
+        self.now = now
+        self.recent = recent  # how long an occurrence with no state to check keeps holding
+        self._breakers: Mapping[str, BreakerRecord] | None = None
+        self._quarantined: set[str] | None = None
+
+    def holds(self, alert: AlertRecord) -> bool:
+        if (alert.rule, alert.subject) in self.holding:
+            return True
+        name = alert.subject.partition(":")[2]
+        if alert.rule == "breaker_opened":
+            if self._breakers is None:
+                self._breakers = self.store.get_breakers()
+            breaker = self._breakers.get(name)
+            return breaker is not None and breaker.state != "closed"
+        if alert.rule == "agent_quarantined":
+            if self._quarantined is None:
+                self._quarantined = {
+                    a.name for a in self.store.list_agents() if a.state is AgentState.QUARANTINED
+                }
+            return name in self._quarantined
+        if alert.rule == "budget_exceeded":
+            return any(
+                a.kind is ApprovalKind.BUDGET and a.run_id == alert.run_id for a in self.pending
+            )
+        if alert.rule == "upstream_failed" or (
+            alert.rule == "overloaded_agent" and "event" in alert.details
+        ):
+            # An occurrence with nothing in the store to look at: it holds while it recurs.
+            return self.now - alert.last_seen < self.recent
+        return False  # a timer rule that found nothing this pass
 
 
 def _event_rule(event: EventRecord) -> Finding | None:
@@ -304,6 +391,20 @@ def _event_rule(event: EventRecord) -> Finding | None:
             f"{event.step_id} of run {event.run_id} waits: "
             + "; ".join(str(r) for r in details.get("reasons") or ["a budget is spent"]),
             {"approval": details.get("approval")},
+            event.run_id,
+            repeat=True,
+        )
+    if event.kind == "agent.overloaded":
+        # Written by whoever sees the overload first (a scheduler holding steps back); the
+        # timer rule finds the same subject from the store when it knows the agent's limit.
+        agent = str(details.get("agent"))
+        limit = details.get("max_concurrency", details.get("limit"))
+        load = f" ({details.get('running')}/{limit} running)" if limit is not None else ""
+        return Finding(
+            "overloaded_agent",
+            f"agent:{agent}",
+            f"agent {agent} is overloaded{load}",
+            {**details, "event": event.seq},
             event.run_id,
             repeat=True,
         )

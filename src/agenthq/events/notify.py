@@ -9,6 +9,7 @@ URL often holds a token, so logs and errors name the channel by its host only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import subprocess
@@ -45,8 +46,6 @@ def channels_from(
     tables: Sequence[Mapping[str, Any]], environ: Mapping[str, str], where: str
 ) -> list[Channel]:
     """`[[alerts.channels]]` → channels; ConfigError naming the entry and key."""
-    import shlex
-
     out: list[Channel] = []
     for n, table in enumerate(tables, 1):
         at = f"{where}: [[alerts.channels]] #{n}"
@@ -68,14 +67,30 @@ def channels_from(
             host = urlsplit(url).hostname or "webhook"
             out.append(Channel("webhook", f"webhook {host}", level, url=url, format=fmt))
         elif kind == "command":
-            command = table.get("command")
-            argv = shlex.split(command) if isinstance(command, str) else command
-            if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
-                raise ConfigError(f"{at}: a command channel needs `command` (a string or a list)")
+            argv = _argv(table, at)
             out.append(Channel("command", f"command {argv[0]}", level, command=tuple(argv)))
         else:
             raise ConfigError(f'{at}: type {kind!r}; use "webhook" or "command"')
     return out
+
+
+def _argv(table: Mapping[str, Any], at: str) -> list[str]:
+    """`command` (a list, or a string split like a shell would: no shell runs it), `argv`
+    (a list) or `shell` (a string for /bin/sh -c: pipes and redirections)."""
+    import shlex
+
+    given = [key for key in ("command", "argv", "shell") if key in table]
+    if len(given) != 1:
+        raise ConfigError(f"{at}: a command channel needs one of `command`, `argv` or `shell`")
+    raw = table[given[0]]
+    if given[0] == "shell":
+        if not isinstance(raw, str) or not raw.strip():
+            raise ConfigError(f"{at}: `shell` must be a non-empty string")
+        return ["/bin/sh", "-c", raw]
+    argv = shlex.split(raw) if isinstance(raw, str) and given[0] == "command" else raw
+    if not isinstance(argv, list) or not argv or not all(isinstance(a, str) for a in argv):
+        raise ConfigError(f"{at}: `{given[0]}` must be a non-empty list of strings")
+    return argv
 
 
 def payload(alert: AlertRecord, channel: Channel, mask: Callable[[str], str]) -> dict[str, Any]:
@@ -139,7 +154,10 @@ class Notifier:
                 if item is None:
                     return
                 channel, alert = item
-                self._deliver(channel, alert)
+                try:
+                    self._deliver(channel, alert)
+                except Exception as exc:  # the thread must outlive one bad alert
+                    self._give_up(channel, alert, f"{channel.name}: {type(exc).__name__}")
             finally:
                 self._queue.task_done()
 
@@ -154,7 +172,13 @@ class Notifier:
             if attempt < TRIES:
                 self.sleep(wait)
                 wait *= 2
-        if self.on_failure is not None:
+        self._give_up(channel, alert, problem)
+
+    def _give_up(self, channel: Channel, alert: AlertRecord, problem: str) -> None:
+        if self.on_failure is None:
+            return
+        # Recording the failure can fail too (the database is gone); nothing is left to do.
+        with contextlib.suppress(Exception):
             self.on_failure(channel, alert, problem)
 
     def _once(self, channel: Channel, alert: AlertRecord) -> str:

@@ -79,13 +79,20 @@ async def serve_runs(poll_interval: float) -> None:
     evaluator, _ = build_evaluator(store, settings.tables, settings.config_file, os.environ)
 
     async def watch() -> None:
-        """The alert rules, every `[alerts] every` seconds; a failing pass is retried."""
+        """Every rule each `[alerts] every` seconds; in between, the event rules as soon as
+        an event arrives (polled twice a second). A failing pass is retried."""
+        every = evaluator.settings.every
+        due = 0.0
         while True:
             try:
-                await asyncio.to_thread(evaluator.evaluate)
-            except AgentHQError as exc:
+                if loop.time() >= due:
+                    due = loop.time() + every
+                    await asyncio.to_thread(evaluator.evaluate)
+                elif await asyncio.to_thread(evaluator.has_news):
+                    await asyncio.to_thread(evaluator.evaluate_events)
+            except Exception as exc:  # a bad pass must not end alerting for the server's life
                 print(f"agenthq serve: alert evaluation failed: {exc}", file=sys.stderr)
-            await asyncio.sleep(evaluator.settings.every)
+            await asyncio.sleep(min(0.5, every))
 
     # Every declared agent's health check on its schedule, runs or not (runs check theirs too).
     agents = agents_from_table(settings.tables.get("agents", {}), str(settings.config_file))

@@ -113,9 +113,12 @@ def listing(
     ids: Sequence[int] | None = None,
     states: Sequence[str] | None = None,
     rule: str | None = None,
+    severities: Sequence[str] | None = None,
     limit: int = 500,
 ) -> list[AlertRecord]:
     query = select(alerts).order_by(alerts.c.id.desc()).limit(limit)
+    if severities is not None:
+        query = query.where(alerts.c.severity.in_(list(severities)))
     if ids is not None:
         query = query.where(alerts.c.id.in_(list(ids)))
     if states is not None:

@@ -599,8 +599,11 @@ class Store(Protocol):
         ids: Sequence[int] | None = None,
         states: Sequence[str] | None = None,
         rule: str | None = None,
+        severities: Sequence[str] | None = None,
         limit: int = 500,
-    ) -> list[AlertRecord]: ...
+    ) -> list[AlertRecord]:
+        """Newest first; each filter given narrows the list."""
+        ...
 
     def get_cursor(self, name: str) -> int: ...
 

@@ -528,10 +528,13 @@ class SqlStore:
         ids: Sequence[int] | None = None,
         states: Sequence[str] | None = None,
         rule: str | None = None,
+        severities: Sequence[str] | None = None,
         limit: int = 500,
     ) -> list[AlertRecord]:
         with self._reading() as conn:
-            return alert_rows.listing(conn, ids=ids, states=states, rule=rule, limit=limit)
+            return alert_rows.listing(
+                conn, ids=ids, states=states, rule=rule, severities=severities, limit=limit
+            )
 
     def get_cursor(self, name: str) -> int:
         with self._reading() as conn:

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from agenthq.events.alerts import at_least
 from agenthq.events.serialize import alert_json
 from agenthq.server.app import ServerContext, context
 
@@ -28,10 +29,14 @@ class Change(BaseModel):
 def list_alerts(
     ctx: Ctx,
     state: Annotated[str, Query(pattern="^(open|resolved|all)$")] = "open",
+    min_severity: Annotated[str, Query(pattern="^(low|medium|high|critical)$")] = "low",
     limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
-    """Alerts, newest first: `open` (open and acknowledged, the default), `resolved`, `all`."""
-    found = ctx.store.list_alerts(states=_STATES[state], limit=limit)
+    """Alerts, newest first: `open` (open and acknowledged, the default), `resolved`, `all`;
+    of `min_severity` and above."""
+    found = ctx.store.list_alerts(
+        states=_STATES[state], severities=at_least(min_severity), limit=limit
+    )
     return {"alerts": [alert_json(a) for a in found]}
 
 
