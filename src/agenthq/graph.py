@@ -179,6 +179,12 @@ def _template_fields(step: StepSpec) -> Iterator[tuple[SpecPath, str]]:
     for k, pattern in enumerate(step.writes):
         yield ("writes", k), pattern
     yield from _nested_strings(("with",), step.with_)
+    if step.compensate is not None:
+        if step.compensate.run is not None:
+            yield ("compensate", "run"), step.compensate.run
+        for key, value in step.compensate.env.items():
+            yield ("compensate", "env", key), value
+        yield from _nested_strings(("compensate", "with"), step.compensate.with_)
 
 
 def _nested_strings(path: SpecPath, value: Any) -> Iterator[tuple[SpecPath, str]]:
@@ -239,6 +245,8 @@ def _check_templates(spec: PlanSpec, index: dict[str, int], problems: _Problems)
                 hint = f"did you mean {close[0]!r}?" if close else "declare it under `params:`"
                 problems.add(at, f"step {step.id!r}: template uses unknown param {param!r}", hint)
             upstream = ancestry.of(step.id)
+            if path[0] == "compensate":  # an undo runs after the step and may read its outputs
+                upstream = upstream | {step.id}
             for ref in sorted(refs.steps - upstream):
                 if ref in index:
                     problems.add(
@@ -262,6 +270,11 @@ def _check_callables(spec: PlanSpec, plan_dir: str | Path | None, problems: _Pro
                 resolve_callable(step.uses, plan_dir)
             except CallableError as exc:
                 problems.add(("steps", i, "uses"), f"step {step.id!r}: {exc}")
+        if step.compensate is not None and step.compensate.uses is not None:
+            try:
+                resolve_callable(step.compensate.uses, plan_dir)
+            except CallableError as exc:
+                problems.add(("steps", i, "compensate", "uses"), f"step {step.id!r}: {exc}")
 
 
 @dataclass
@@ -354,8 +367,8 @@ def _assemble(
 
 
 def _agent_name(step: StepSpec, spec: PlanSpec) -> str | None:
-    if isinstance(step.agent, AgentRef):
-        return None
+    if isinstance(step.agent, AgentRef) or step.is_wait:
+        return None  # a wait runs nothing, on no agent
     return step.agent or spec.defaults.agent
 
 

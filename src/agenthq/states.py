@@ -33,6 +33,7 @@ class StepState(StrEnum):
     QUEUED = "queued"
     RUNNING = "running"
     RETRYING = "retrying"
+    WAITING = "waiting"  # a `wait`/`wait_until` step: a timer, no process
     LOST = "lost"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -90,11 +91,18 @@ STEP_TRANSITIONS: dict[StepState, frozenset[StepState]] = {
     # pending → failed: its `when` could not be evaluated, so no attempt was made.
     S.PENDING: frozenset({S.READY, S.SKIPPED, S.BLOCKED, S.FAILED, S.CANCELLED}),
     # Local dispatch goes ready → running; queued is for steps handed to remote workers.
-    S.READY: frozenset({S.GATING, S.QUEUED, S.RUNNING, S.CANCELLED}),
+    # ready → waiting / awaiting_approval: a step that only waits (a timer or a person).
+    S.READY: frozenset(
+        {S.GATING, S.QUEUED, S.RUNNING, S.WAITING, S.AWAITING_APPROVAL, S.CANCELLED}
+    ),
+    S.WAITING: frozenset({S.SUCCEEDED, S.CANCELLED}),
     S.GATING: frozenset(
         {S.AWAITING_APPROVAL, S.QUEUED, S.RUNNING, S.FAILED, S.RETRYING, S.CANCELLED}
     ),
-    S.AWAITING_APPROVAL: frozenset({S.GATING, S.QUEUED, S.RUNNING, S.FAILED, S.CANCELLED}),
+    # awaiting_approval → succeeded: a `wait_for: {approval: true}` step a person let through.
+    S.AWAITING_APPROVAL: frozenset(
+        {S.GATING, S.QUEUED, S.RUNNING, S.SUCCEEDED, S.FAILED, S.CANCELLED}
+    ),
     S.QUEUED: frozenset({S.RUNNING, S.READY, S.LOST, S.CANCELLED}),
     S.RUNNING: frozenset({S.SUCCEEDED, S.FAILED, S.RETRYING, S.LOST, S.CANCELLED}),
     S.RETRYING: frozenset({S.READY, S.CANCELLED}),

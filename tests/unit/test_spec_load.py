@@ -336,8 +336,8 @@ def test_unknown_key_without_a_close_match_lists_the_valid_ones(tmp_path: Path) 
 def test_step_with_neither_run_nor_uses(tmp_path: Path) -> None:
     problem = only(refused(tmp_path, "name: p\nsteps:\n  - id: a\n    needs: []\n"))
     assert problem.message == (
-        "step 'a' needs `run` (a shell command), `uses` (module:function) "
-        "or `prompt` with an `agent`"
+        "step 'a' needs `run` (a shell command), `uses` (module:function), "
+        "`prompt` with an `agent`, or a `wait`, `wait_until` or `wait_for`"
     )
     assert at(problem) == (3, 5)  # the step itself
 
@@ -428,8 +428,8 @@ def test_every_problem_is_reported_at_once_in_file_order(tmp_path: Path) -> None
         ),
         (
             10,
-            "step 'c' needs `run` (a shell command), `uses` (module:function) "
-            "or `prompt` with an `agent`",
+            "step 'c' needs `run` (a shell command), `uses` (module:function), "
+            "`prompt` with an `agent`, or a `wait`, `wait_until` or `wait_for`",
         ),
     ]
     # The rendered error is one line per problem, each naming the file and position.

@@ -28,6 +28,7 @@ STATE_STYLE: Mapping[str, str] = {
     "queued": "cyan",
     "running": "bold blue",
     "retrying": "yellow",
+    "waiting": "magenta",
     "lost": "yellow",
     "awaiting_approval": "bold magenta",
     "paused": "magenta",
@@ -44,6 +45,7 @@ STATE_MARK: Mapping[str, str] = {
     "skipped": "↷",
     "cancelled": "■",
     "retrying": "↻",
+    "waiting": "⏳",
     "running": "▶",
     "lost": "?",
 }

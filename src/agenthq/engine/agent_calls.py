@@ -106,7 +106,8 @@ def check_agents(graph: PlanGraph, registry: Registry, environ: Mapping[str, str
         ):
             problems.append(prompt_problem(node.base_id, node.agent, agent))
         elif (
-            spec.run is None
+            not spec.is_wait
+            and spec.run is None
             and spec.uses is None
             and spec.prompt is None
             and (agent is None or agent.spec.uses is None)

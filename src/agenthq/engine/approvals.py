@@ -95,6 +95,29 @@ def request(
     )
 
 
+def wait_request(
+    *, run_id: str, step_id: str, at: float, spec: ApprovalSpec, message: str
+) -> ApprovalRequest:
+    """The approval row of a `wait_for: {approval: true}` step: no command, no gates."""
+    expires = at + spec.timeout
+    return ApprovalRequest(
+        run_id=run_id,
+        step_id=step_id,
+        attempt=0,
+        kind=ApprovalKind.WAIT,
+        requested_at=at,
+        expires_at=expires,
+        warn_at=expires - spec.warn_before if spec.warn_before < spec.timeout else None,
+        escalate_at=at + spec.escalate_after if spec.escalate_after is not None else None,
+        escalate_to=spec.escalate_to,
+        on_timeout=spec.on_timeout.value,
+        command=None,
+        score=None,
+        reasons=(message or f"step {step_id} waits for a person's go-ahead",),
+        request={"wait_for": "approval"},
+    )
+
+
 class ApprovalDesk:
     """Tracks the approvals the run's waiting steps depend on."""
 
@@ -145,7 +168,10 @@ class ApprovalDesk:
 def expiry(record: ApprovalRecord, now: float) -> ApprovalDecision:
     """The SLA's own decision. Budget approvals never approve themselves: money needs a
     person to say how much."""
-    approve = record.on_timeout == OnTimeout.APPROVE.value and record.kind is ApprovalKind.GATE
+    approve = record.on_timeout == OnTimeout.APPROVE.value and record.kind in (
+        ApprovalKind.GATE,
+        ApprovalKind.WAIT,
+    )
     waited = now - record.requested_at
     return ApprovalDecision(
         approval_id=record.id,

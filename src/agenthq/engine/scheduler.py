@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from agenthq.agents.registry import step_needs
@@ -32,6 +33,7 @@ from agenthq.gates.base import Outcome as GateOutcome
 from agenthq.gates.cost import CostFacts
 from agenthq.graph import PlanGraph, StepNode
 from agenthq.spec import templating
+from agenthq.spec.models import ApprovalSpec
 from agenthq.states import FailureClass, RunState, StepState
 from agenthq.store.api import (
     ApprovalDecision,
@@ -232,7 +234,7 @@ class Scheduler:
                 self.ready.append(node.id)
             elif view.state is S.AWAITING_APPROVAL:
                 self.desk.wait_for(node.id)
-            elif view.state is S.RETRYING:
+            elif view.state in (S.RETRYING, S.WAITING):
                 heapq.heappush(self.timers, (view.next_at or 0.0, node.id))
         for node in self.graph.nodes.values():
             view = self.views[node.id]
@@ -334,18 +336,60 @@ class Scheduler:
                 decision = triggers.TriggerDecision(triggers.Verdict.SKIP, "`when` is false")
         if decision.verdict is triggers.Verdict.RUN:
             self._move(node.id, S.READY, {"reason": None})
-            self.ready.append(node.id)
+            if node.spec.is_wait:
+                self._begin_wait(node)
+            else:
+                self.ready.append(node.id)
             return
         target = S.SKIPPED if decision.verdict is triggers.Verdict.SKIP else S.BLOCKED
         self._move(node.id, target, {"finished_at": self.batch.at, "reason": decision.reason})
         self._propagate(node)
 
+    def _begin_wait(self, node: StepNode) -> None:
+        """A step that only waits: a timer row (no process, survives restarts), or an
+        approval for a person's go-ahead."""
+        spec, now = node.spec, self.batch.at
+        if spec.wait_for is not None:
+            approval = (
+                self.governance.gating.approval_spec(node)
+                if self.governance is not None
+                else spec.approval or self.graph.spec.defaults.approval or ApprovalSpec()
+            )
+            message = spec.wait_for.message or f"{node.id} waits for a go-ahead"
+            self._move(node.id, S.AWAITING_APPROVAL, {"reason": message, "started_at": now})
+            self.batch.approval_requests.append(
+                approvals.wait_request(
+                    run_id=self.run.id, step_id=node.id, at=now, spec=approval, message=message
+                )
+            )
+            self.desk.wait_for(node.id)
+            return
+        until = spec.wait_until.timestamp() if spec.wait_until is not None else now
+        until += spec.wait or 0.0
+        view = self.views[node.id]
+        view.next_at = until
+        self._move(node.id, S.WAITING, {"next_at": until, "reason": f"waiting until {_iso(until)}"})
+        heapq.heappush(self.timers, (until, node.id))
+
+    def _end_wait(
+        self, step_id: str, outputs: Mapping[str, Any], details: Mapping[str, Any]
+    ) -> None:
+        view = self.views[step_id]
+        view.outputs = outputs
+        view.next_at = None
+        fields = {"outputs": outputs, "finished_at": self.batch.at, "next_at": None, "reason": None}
+        self._move(step_id, S.SUCCEEDED, fields, None, details)
+        self._propagate(self.graph.nodes[step_id])
+
     def _promote_due(self, now: float) -> None:
         while self.timers and self.timers[0][0] <= now:
             _, step_id = heapq.heappop(self.timers)
-            if self.views[step_id].state is S.RETRYING:
+            state = self.views[step_id].state
+            if state is S.RETRYING:
                 self._move(step_id, S.READY, {"next_at": None, "reason": None})
                 self.ready.append(step_id)
+            elif state is S.WAITING:
+                self._end_wait(step_id, {"waited_until": _iso(now)}, {})
 
     def _dispatch(self, now: float) -> None:
         waiting: list[str] = []
@@ -525,6 +569,14 @@ class Scheduler:
                 self.run_state = RunState.RUNNING
             if record.kind is ApprovalKind.BUDGET and self.governance is not None:
                 self._extend_budget(step_id, record.request, record.extend_usd or 0.0)
+            if answer.approved and record.kind is ApprovalKind.WAIT:
+                who = record.decided_by or "someone"
+                self._end_wait(
+                    step_id,
+                    {"approved_by": who, "note": record.note or ""},
+                    {"approval": record.id, "by": who},
+                )
+                continue
             if answer.approved:
                 self.approved.add(step_id)
                 self.ready.appendleft(step_id)
@@ -652,7 +704,14 @@ class Scheduler:
                 )
             self.desk.waiting.clear()
         for step_id, view in self.views.items():
-            if view.state in (S.PENDING, S.READY, S.RETRYING, S.LOST, S.AWAITING_APPROVAL):
+            if view.state in (
+                S.PENDING,
+                S.READY,
+                S.RETRYING,
+                S.WAITING,
+                S.LOST,
+                S.AWAITING_APPROVAL,
+            ):
                 self._move(
                     step_id, S.CANCELLED, {"finished_at": self.batch.at, "reason": "run cancelled"}
                 )
@@ -740,6 +799,10 @@ class Scheduler:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wake.wait(), timeout=max(0.0, seconds))
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _gate_summary(result: GateResult) -> dict[str, Any]:

@@ -8,6 +8,7 @@ SDK (`agenthq.Plan`) both produce them; nothing else constructs steps. Unknown k
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -219,6 +220,58 @@ class ConcurrencySpec(Frozen):
         return value
 
 
+class WaitForSpec(Frozen):
+    """What a `wait_for` step waits for: a person's go-ahead (`agenthq approve`)."""
+
+    approval: bool = True
+    message: str = ""  # shown with the approval ("the change freeze ends Monday")
+
+    @model_validator(mode="after")
+    def _something(self) -> WaitForSpec:
+        if not self.approval:
+            raise ValueError("`wait_for` needs `approval: true`; it is the only thing to wait for")
+        return self
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """A moment, not a wall-clock reading: an offset (or Z) is required."""
+    if value is not None and value.tzinfo is None:
+        raise ValueError(
+            f"`wait_until` {value.isoformat()} has no time zone; "
+            f"write it with Z or an offset, e.g. {value.isoformat()}Z"
+        )
+    return value
+
+
+class CompensateSpec(Frozen):
+    """How to undo a succeeded step when its run rolls back: a shell command or a callable."""
+
+    run: str | None = None
+    uses: str | None = None
+    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    env: dict[str, str] = Field(default_factory=dict)
+    timeout: Duration | None = None
+
+    @field_validator("uses")
+    @classmethod
+    def _uses_shape(cls, value: str | None) -> str | None:
+        if value is not None and not USES_TARGET.match(value):
+            raise ValueError(f"invalid `uses` {value!r}: write it as module.path:function")
+        return value
+
+    @model_validator(mode="after")
+    def _one_action(self) -> CompensateSpec:
+        if (self.run is None) == (self.uses is None):
+            raise ValueError("`compensate` needs exactly one of `run` (a command) or `uses`")
+        if self.with_ and self.uses is None:
+            raise ValueError("`compensate` has `with` but no `uses` to pass it to")
+        return self
+
+
+ACTIONS = ("run", "uses", "prompt", "wait", "wait_until", "wait_for")
+WAITS = ("wait", "wait_until", "wait_for")
+
+
 class StepSpec(Frozen):
     id: str
     description: str = ""
@@ -245,6 +298,21 @@ class StepSpec(Frozen):
     risk: RiskLevel = RiskLevel.AUTO
     approval: ApprovalSpec | None = None
     budget_usd: float | None = Field(default=None, gt=0)
+    wait: Duration | None = None  # succeed this long after the step became ready
+    wait_until: Annotated[datetime | None, AfterValidator(_aware)] = None
+    wait_for: WaitForSpec | None = None
+    compensate: CompensateSpec | None = None  # undoes the step on rollback
+
+    @field_validator("compensate", mode="before")
+    @classmethod
+    def _compensate_shorthand(cls, value: Any) -> Any:
+        # `compensate: git revert …` is shorthand for `compensate: {run: git revert …}`.
+        return {"run": value} if isinstance(value, str) else value
+
+    @property
+    def is_wait(self) -> bool:
+        """A step that runs nothing: it only waits (a timer or a person)."""
+        return self.wait is not None or self.wait_until is not None or self.wait_for is not None
 
     @field_validator("id")
     @classmethod
@@ -269,11 +337,11 @@ class StepSpec(Frozen):
 
     @model_validator(mode="after")
     def _one_action(self) -> StepSpec:
-        actions = [k for k in ("run", "uses", "prompt") if getattr(self, k) is not None]
+        actions = [k for k in ACTIONS if getattr(self, k) is not None]
         if not actions and self.agent is None:
             raise ValueError(
-                f"step {self.id!r} needs `run` (a shell command), `uses` (module:function) "
-                "or `prompt` with an `agent`"
+                f"step {self.id!r} needs `run` (a shell command), `uses` (module:function), "
+                "`prompt` with an `agent`, or a `wait`, `wait_until` or `wait_for`"
             )
         if len(actions) > 1:
             named = [f"`{a}`" for a in actions]
@@ -288,11 +356,36 @@ class StepSpec(Frozen):
             raise ValueError(
                 f"step {self.id!r} has `with` but no `uses`; `with` passes arguments to a callable"
             )
+        if self.is_wait:
+            self._plain_wait()
         if self.output_schema is not None and self.prompt is None:
             raise ValueError(f"step {self.id!r} has a `schema` but no `prompt` for an llm agent")
         if isinstance(self.agent, str):
             check_agent_name(self.agent)
         return self
+
+    def _plain_wait(self) -> None:
+        """A wait runs nothing, so the keys that shape a run mean nothing on it."""
+        if self.wait is not None and self.wait < 0:
+            raise ValueError(f"step {self.id!r}: `wait` must not be negative")
+        meaningless = [
+            key
+            for key in ("agent", "timeout", "retry", "cwd", "compensate")
+            if getattr(self, key) is not None
+        ] + [key for key in ("env", "with_", "writes", "outputs") if getattr(self, key)]
+        if meaningless:
+            named = ", ".join(f"`{k.rstrip('_')}`" for k in meaningless)
+            raise ValueError(
+                f"step {self.id!r} only waits, so {named} would do nothing; remove "
+                f"{'it' if len(meaningless) == 1 else 'them'} or give the work its own step"
+            )
+
+
+class OnFailure(StrEnum):
+    """What a run does when it ends failed."""
+
+    STOP = "stop"  # leave everything as it is (the default)
+    ROLLBACK = "rollback"  # run the `compensate` of each succeeded step, in reverse order
 
 
 class PlanSpec(Frozen):
@@ -305,6 +398,7 @@ class PlanSpec(Frozen):
     budgets: BudgetSpec = Field(default_factory=BudgetSpec)
     policy: PolicySpec = Field(default_factory=PolicySpec)
     agents: dict[str, AgentSpec] = Field(default_factory=dict)  # added to agenthq.toml's
+    on_failure: OnFailure = OnFailure.STOP
     steps: list[StepSpec] = Field(min_length=1)
 
     @field_validator("agents")

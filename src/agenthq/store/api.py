@@ -200,6 +200,7 @@ class GateRecord:
 class ApprovalKind(StrEnum):
     GATE = "gate"  # a gate (or `risk: approval_required`) asked a person
     BUDGET = "budget"  # the run or step is over budget: approve by extending it
+    WAIT = "wait"  # a `wait_for: {approval: true}` step: a person's go-ahead, nothing runs
 
 
 class ApprovalState(StrEnum):
