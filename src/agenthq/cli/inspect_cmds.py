@@ -70,9 +70,17 @@ def status(run_id: RunArg, json_output: JsonOpt = False) -> None:
     store = common.store()
     record = store.get_run(store.resolve_run_id(run_id))
     steps = store.get_steps(record.id)
+    started = store.list_runs(origin_run=record.id, limit=50)
     if json_output:
         common.print_json(
-            {**common.run_json(record), "steps": [common.step_json(s) for s in steps]}
+            {
+                **common.run_json(record),
+                "steps": [common.step_json(s) for s in steps],
+                "started_runs": [
+                    {"id": r.id, "plan": r.plan, "state": r.state.value, "origin": r.origin}
+                    for r in started
+                ],
+            }
         )
         return
     from rich.console import Console
@@ -81,6 +89,12 @@ def status(run_id: RunArg, json_output: JsonOpt = False) -> None:
 
     console = Console()
     console.print(render.run_header(record))
+    if record.origin:
+        console.print(render.origin_line(record.origin))
+    for later in started:
+        kind = (later.origin or {}).get("kind", "")
+        verb = "rolled back by" if kind == "rollback" else f"started ({kind})"
+        console.print(f"{verb} run {later.id}  plan {later.plan}  {later.state.value}")
     console.print(render.steps_table(steps))
 
 

@@ -23,6 +23,7 @@ def register(app: typer.Typer) -> None:
     app.command()(pause)
     app.command()(cancel)
     app.command()(retry)
+    app.command()(rollback)
 
 
 PlanArg = Annotated[Path, typer.Argument(help="The plan file (YAML).", show_default=False)]
@@ -198,6 +199,40 @@ def retry(
     _execute(runner, run_id, title=record.plan, json_output=json_output, quiet=quiet)
 
 
+def rollback(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix or `last` works).")],
+    json_output: JsonOpt = False,
+    quiet: QuietOpt = False,
+    no_wait: NoWaitOpt = False,
+    detach: Annotated[
+        bool,
+        typer.Option("--detach", help="Hand the rollback to `agenthq serve` and return at once."),
+    ] = False,
+) -> None:
+    """Undo a finished run: the `compensate` of each succeeded step, newest dependency first,
+    each through the gates, as a run of its own (plan NAME-rollback). A failed compensation
+    stops the rollback and raises a critical alert."""
+    config = common.settings()
+    runner = runner_for(config)
+    run_id = runner.store.resolve_run_id(run_id)
+    record = runner.rollback(run_id)
+    if detach:
+        from agenthq.engine.ownership import QUEUED
+
+        runner.store.claim_run(record.id, QUEUED)
+        print(record.id)
+        print(f"rollback of {run_id} queued for `agenthq serve`", file=sys.stderr)
+        return
+    if not json_output and not quiet:
+        total = sum(record.step_counts.values())
+        print(
+            f"rolling back run {run_id} as run {record.id}: {total} compensations", file=sys.stderr
+        )
+    _execute(
+        runner, record.id, title=record.plan, json_output=json_output, quiet=quiet, no_wait=no_wait
+    )
+
+
 def runner_for(config: Settings) -> Runner:
     from agenthq.engine.runner import Runner
 
@@ -234,4 +269,7 @@ def _execute(
         common.print_json({**common.run_json(final), "steps": [common.step_json(s) for s in steps]})
     else:
         print(render.summary_line(final))
+        for started in runner.store.list_runs(origin_run=run_id, limit=5):
+            if (started.origin or {}).get("kind") == "rollback":  # on_failure: rollback
+                print("rolled back: " + render.summary_line(started))
     raise typer.Exit(common.RUN_EXIT_CODES.get(final.state, 1))

@@ -13,14 +13,14 @@ import os
 import secrets as token_source
 import signal
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agenthq.agents.health import HealthMonitor
 from agenthq.agents.registry import Agent, Registry
-from agenthq.engine import recovery
+from agenthq.engine import recovery, rollback
 from agenthq.engine.agent_board import AgentBoard
 from agenthq.engine.agent_calls import agents_used, check_agents
 from agenthq.engine.dispatch import Dispatcher
@@ -40,7 +40,7 @@ from agenthq.graph import PlanGraph, compile_plan
 from agenthq.spec.agents import AgentSpec, WorkspaceMode
 from agenthq.spec.builder import Plan
 from agenthq.spec.load import LoadedPlan
-from agenthq.spec.models import OnTimeout, PlanSpec
+from agenthq.spec.models import OnFailure, OnTimeout, PlanSpec
 from agenthq.spec.params import resolve_params
 from agenthq.states import RunState, StepState
 from agenthq.store.api import (
@@ -54,6 +54,7 @@ from agenthq.store.api import (
     BreakerRecord,
     NewRun,
     RunChange,
+    RunNote,
     RunRecord,
     StepChange,
     Store,
@@ -108,9 +109,29 @@ class Runner:
         params: Mapping[str, Any] | None = None,
         workspace: str | Path | None = None,
         max_workers: int | None = None,
+        origin: Mapping[str, Any] | None = None,
+        notes: Sequence[RunNote] = (),
     ) -> RunRecord:
-        """Validate and compile the plan, then record a new pending run. Nothing is written
-        when any of that fails."""
+        """Validate and compile the plan, then record a new pending run (and `notes` on other
+        runs, in the same transaction). Nothing is written when any of that fails."""
+        return self.store.create_run(
+            self.new_run(
+                plan, params=params, workspace=workspace, max_workers=max_workers, origin=origin
+            ),
+            notes=notes,
+        )
+
+    def new_run(
+        self,
+        plan: LoadedPlan | PlanSpec | Plan,
+        *,
+        params: Mapping[str, Any] | None = None,
+        workspace: str | Path | None = None,
+        max_workers: int | None = None,
+        origin: Mapping[str, Any] | None = None,
+    ) -> NewRun:
+        """The validated, compiled run, not yet recorded (a schedule records it together with
+        its tick)."""
         if isinstance(plan, Plan):
             plan = plan.spec()
         loaded = plan if isinstance(plan, LoadedPlan) else LoadedPlan(plan, None, None)
@@ -123,19 +144,18 @@ class Runner:
         check_agents(graph, self.registry(spec), self.environ)
         now = self.clock()
         workers = max_workers or spec.concurrency.max_workers or os.cpu_count() or 2
-        return self.store.create_run(
-            NewRun(
-                id=new_run_id(now),
-                plan=spec.name,
-                params=values,
-                spec=spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
-                plan_path=str(loaded.path.resolve()) if loaded.path is not None else None,
-                workspace=str(Path(workspace or os.getcwd()).resolve()),
-                max_workers=workers,
-                created_at=now,
-                step_ids=list(graph.nodes),
-                step_agents={k: n.agent for k, n in graph.nodes.items() if n.agent},
-            )
+        return NewRun(
+            id=new_run_id(now),
+            plan=spec.name,
+            params=values,
+            spec=spec.model_dump(mode="json", by_alias=True, exclude_defaults=True),
+            plan_path=str(loaded.path.resolve()) if loaded.path is not None else None,
+            workspace=str(Path(workspace or os.getcwd()).resolve()),
+            max_workers=workers,
+            created_at=now,
+            step_ids=list(graph.nodes),
+            step_agents={k: n.agent for k, n in graph.nodes.items() if n.agent},
+            origin=origin,
         )
 
     def run(self, plan: LoadedPlan | PlanSpec | Plan, **kwargs: Any) -> RunRecord:
@@ -202,7 +222,71 @@ class Runner:
         final = self.store.get_run(run_id)
         if observer is not None:
             observer.on_progress(scheduler.progress(final.state))
+        if final.state.finished:
+            await self._after_finish(final, graph.spec, options, observer)
         return final
+
+    async def _after_finish(
+        self, run: RunRecord, spec: PlanSpec, options: RunOptions, observer: Observer | None
+    ) -> None:
+        """A rollback tells the run it undid how it went; a failed run with
+        `on_failure: rollback` rolls back now, in this process."""
+        origin = run.origin or {}
+        if origin.get("kind") == rollback.ORIGIN and isinstance(origin.get("run"), str):
+            undone = origin["run"]
+            if run.state is RunState.SUCCEEDED:
+                note = RunNote(undone, "run.rolled_back", {"rollback_run": run.id})
+            else:
+                failed = [s.step_id for s in self.store.get_steps(run.id) if s.state is S.FAILED]
+                note = RunNote(
+                    undone,
+                    "run.rollback_failed",
+                    {"rollback_run": run.id, "state": run.state.value, "failed": failed},
+                )
+            self.store.add_notes([note], self.clock())
+            return
+        if run.state is RunState.FAILED and spec.on_failure is OnFailure.ROLLBACK:
+            try:
+                started = self.rollback(run.id)
+            except StateError:
+                return  # nothing declared a compensation: nothing to undo
+            await self.execute_async(started.id, options=options, observer=observer)
+
+    def rollback(self, run_id: str) -> RunRecord:
+        """Record the rollback run of a finished run (not executed yet): the compensations
+        of its succeeded steps not undone by an earlier rollback, newest first."""
+        run = self.store.get_run(run_id)
+        if not run.state.finished:
+            raise StateError(
+                f"run {run_id} is {run.state}; cancel it (`agenthq cancel {run_id}`) or let it "
+                "finish before rolling it back"
+            )
+        if (run.origin or {}).get("kind") == rollback.ORIGIN:
+            raise StateError(f"run {run_id} is itself a rollback; roll back the original run")
+        earlier = self.store.list_runs(origin_run=run_id, limit=1000)
+        earlier = [r for r in earlier if (r.origin or {}).get("kind") == rollback.ORIGIN]
+        busy = [r.id for r in earlier if not r.state.finished]
+        if busy:
+            raise StateError(f"run {run_id} is already being rolled back by run {busy[0]}")
+        done = rollback.compensated([self.store.get_steps(r.id) for r in earlier])
+        graph = self._graph(run)
+        spec, params = rollback.rollback_spec(run, graph, self.store.get_steps(run_id), done)
+        plan_path = Path(run.plan_path) if run.plan_path else None
+        new = self.new_run(
+            LoadedPlan(spec, None, plan_path),
+            params=params,
+            workspace=run.workspace,
+            origin={"kind": rollback.ORIGIN, "run": run_id},
+        )
+        note = RunNote(
+            run_id,
+            "run.rollback_started",
+            {
+                "rollback_run": new.id,
+                "steps": [s.description.removeprefix("undo ") for s in spec.steps],
+            },
+        )
+        return self.store.create_run(new, notes=[note])
 
     def resume(
         self, run_id: str, *, observer: Observer | None = None, options: RunOptions | None = None

@@ -52,6 +52,7 @@ RULES: dict[str, tuple[str, str]] = {
     "budget_exceeded": ("high", "a budget is spent; a step waits for an extension"),
     "breaker_opened": ("high", "a circuit breaker opened"),
     "agent_quarantined": ("critical", "an agent was quarantined"),
+    "rollback_failed": ("critical", "a compensation failed: the rollback stopped part-way"),
 }
 
 
@@ -405,6 +406,18 @@ def _event_rule(event: EventRecord) -> Finding | None:
             f"agent:{agent}",
             f"agent {agent} is overloaded{load}",
             {**details, "event": event.seq},
+            event.run_id,
+            repeat=True,
+        )
+    if event.kind == "run.rollback_failed":
+        rollback = details.get("rollback_run")
+        failed = ", ".join(str(s) for s in details.get("failed") or []) or "a compensation"
+        return Finding(
+            "rollback_failed",
+            f"run:{event.run_id}",
+            f"the rollback of run {event.run_id} stopped: {failed} failed in run {rollback}; "
+            "what ran before it is undone, the rest is not",
+            dict(details),
             event.run_id,
             repeat=True,
         )

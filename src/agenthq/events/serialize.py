@@ -33,6 +33,7 @@ def run_json(run: RunRecord) -> dict[str, Any]:
         "params": dict(run.params),
         "workspace": run.workspace,
         "step_counts": dict(run.step_counts),
+        "origin": dict(run.origin) if run.origin else None,
     }
 
 

@@ -33,6 +33,19 @@ class RunRecord:
     heartbeat_at: float | None
     cancel_requested: bool
     step_counts: Mapping[str, int] = field(default_factory=dict)  # state → number of steps
+    # What started it when no person did: {"kind": "rollback" | "schedule" | "after" | "on",
+    # "run": the run it follows from, ...}; None for a run someone started.
+    origin: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RunNote:
+    """An event about a run that changes no state: "this run's rollback started as run X",
+    "plan P will not start after this run"."""
+
+    run_id: str
+    kind: str
+    details: Mapping[str, Any]
 
 
 @dataclass(frozen=True)
@@ -113,6 +126,7 @@ class NewRun:
     created_at: float
     step_ids: Sequence[str]  # every step instance, created `pending`
     step_agents: Mapping[str, str] = field(default_factory=dict)  # step → agent, where named
+    origin: Mapping[str, Any] | None = None  # see RunRecord.origin
 
 
 @dataclass(frozen=True)
@@ -487,7 +501,7 @@ class Store(Protocol):
 
     url: str
 
-    def create_run(self, run: NewRun) -> RunRecord:
+    def create_run(self, run: NewRun, *, notes: Sequence[RunNote] = ()) -> RunRecord:
         """Insert the run and its pending steps, with a `run.created` event, atomically."""
         ...
 
@@ -506,8 +520,10 @@ class Store(Protocol):
         plan: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        origin_run: str | None = None,
     ) -> list[RunRecord]:
-        """Newest first, with step_counts filled in and `spec` left empty (get_run has it)."""
+        """Newest first, with step_counts filled in and `spec` left empty (get_run has it);
+        `origin_run`: only the runs that run started (its rollback, plans after it)."""
         ...
 
     def get_steps(self, run_id: str) -> list[StepRecord]: ...
@@ -533,6 +549,10 @@ class Store(Protocol):
 
     def request_pause(self, run_id: str, paused: bool) -> None:
         """Ask the executing process to start nothing new (True) or to go on (False)."""
+        ...
+
+    def add_notes(self, notes: Sequence[RunNote], at: float) -> None:
+        """Append events that change no state (RunNote), in one transaction."""
         ...
 
     def request_cancel(self, run_id: str) -> None:

@@ -75,6 +75,7 @@ from agenthq.store.api import (
     NewRun,
     RunChange,
     RunControl,
+    RunNote,
     RunRecord,
     StepChange,
     StepRecord,
@@ -198,7 +199,27 @@ class SqlStore:
 
     # ---- runs -----------------------------------------------------------------------------
 
-    def create_run(self, run: NewRun) -> RunRecord:
+    def create_run(self, run: NewRun, *, notes: Sequence[RunNote] = ()) -> RunRecord:
+        with self._writing() as conn:
+            record = self._insert_run(conn, run)
+            self._append_notes(conn, notes, run.created_at)
+            return record
+
+    def add_notes(self, notes: Sequence[RunNote], at: float) -> None:
+        with self._writing() as conn:
+            self._append_notes(conn, notes, at)
+
+    def _append_notes(self, conn: Connection, notes: Sequence[RunNote], at: float) -> None:
+        if notes:
+            drafts = [
+                _Draft(n.run_id, None, None, n.kind, None, None, canonical_json(dict(n.details)))
+                for n in notes
+            ]
+            self._append_events(conn, drafts, at)
+
+    def _insert_run(self, conn: Connection, run: NewRun) -> RunRecord:
+        """The run, its pending steps and its `run.created` event, in the caller's
+        transaction."""
         at = run.created_at
         step_rows = [
             {
@@ -214,18 +235,20 @@ class SqlStore:
             }
             for position, step_id in enumerate(run.step_ids)
         ]
-        details = {"plan": run.plan, "steps": len(step_rows)}
+        details: dict[str, Any] = {"plan": run.plan, "steps": len(step_rows)}
+        if run.origin:
+            details["origin"] = dict(run.origin)
         created = _Draft(
             run.id, None, None, "run.created", None, RunState.PENDING.value, canonical_json(details)
         )
-        with self._writing() as conn:
-            try:
+        try:
+            with conn.begin_nested():
                 conn.execute(insert(runs), _new_run_row(run))
-            except IntegrityError:
-                raise StoreError(f"a run with id {run.id!r} already exists") from None
-            if step_rows:
-                _executemany(conn, ("insert", "steps"), lambda: insert(steps), step_rows)
-            self._append_events(conn, [created], at)
+        except IntegrityError:
+            raise StoreError(f"a run with id {run.id!r} already exists") from None
+        if step_rows:
+            _executemany(conn, ("insert", "steps"), lambda: insert(steps), step_rows)
+        self._append_events(conn, [created], at)
         counts = {StepState.PENDING.value: len(step_rows)} if step_rows else {}
         return RunRecord(
             id=run.id,
@@ -243,6 +266,7 @@ class SqlStore:
             heartbeat_at=None,
             cancel_requested=False,
             step_counts=counts,
+            origin=dict(run.origin) if run.origin else None,
         )
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -303,8 +327,11 @@ class SqlStore:
         plan: str | None = None,
         limit: int = 50,
         offset: int = 0,
+        origin_run: str | None = None,
     ) -> list[RunRecord]:
         query = _RUN_LIST_SELECT
+        if origin_run is not None:
+            query = query.where(runs.c.origin_run == origin_run)
         if state is not None:
             query = query.where(runs.c.state == str(state))
         if plan is not None:
@@ -978,6 +1005,8 @@ def _new_run_row(run: NewRun) -> dict[str, Any]:
         "max_workers": run.max_workers,
         "cancel_requested": False,
         "step_counts": _dumps({StepState.PENDING.value: len(run.step_ids)} if run.step_ids else {}),
+        "origin": _dumps(dict(run.origin)) if run.origin else None,
+        "origin_run": run.origin.get("run") if run.origin else None,
     }
 
 
@@ -1012,6 +1041,7 @@ _RUN_SELECT: Select[Any] = select(
     runs.c.heartbeat_at,
     runs.c.cancel_requested,
     runs.c.step_counts,
+    runs.c.origin,
 )
 # Lists leave out the plan spec: a 5,000-step plan is half a megabyte of JSON per run, and no
 # list needs it (get_run has it).
@@ -1087,6 +1117,7 @@ def _run_record(row: Sequence[Any], counts: Mapping[str, int] | None = None) -> 
         heartbeat_at=row[12],
         cancel_requested=bool(row[13]),
         step_counts=json.loads(row[14]) if counts is None else counts,
+        origin=json.loads(row[15]) if row[15] else None,
     )
 
 

@@ -50,7 +50,12 @@ runs = Table(
     # state → number of steps, kept by every write that moves a step (revision 0003): a run
     # list must not count a million step rows.
     Column("step_counts", Text, nullable=False, server_default="{}"),
+    # What started the run, when not a person (revision 0006): {"kind": rollback | schedule |
+    # after | on, ...}; origin_run is the run it follows from, for "what did this one start".
+    Column("origin", Text),
+    Column("origin_run", String(64)),
     Index("ix_runs_created_at", "created_at"),
+    Index("ix_runs_origin_run", "origin_run"),
 )
 
 steps = Table(
@@ -265,6 +270,36 @@ alerts = Table(
 
 # Where a reader of the event table stopped (the alert evaluator), so a restart neither misses
 # nor repeats events.
+automations = Table(
+    "automations",
+    metadata,
+    Column("id", String(), primary_key=True),
+    Column("kind", String(16), nullable=False),  # schedule | after | on
+    Column("plan", String(), nullable=False),
+    Column("plan_path", Text, nullable=False),
+    Column("workspace", Text, nullable=False),
+    Column("settings", Text, nullable=False),  # cron, tz, catch_up … or the condition
+    Column("params", Text, nullable=False),
+    Column("paused", Boolean, nullable=False, server_default=false()),
+    Column("next_at", Float),  # schedules: the next tick
+    Column("created_at", Float, nullable=False),
+)
+
+# One row per schedule tick or matching event, whatever came of it; the key (the tick's time,
+# or the event's seq) is unique, so a restart can neither repeat nor lose a trigger.
+automation_fires = Table(
+    "automation_fires",
+    metadata,
+    Column("automation", String(), nullable=False),
+    Column("key", String(), nullable=False),
+    Column("outcome", String(32), nullable=False),  # started | skipped_* | failed
+    Column("run_id", String(64)),
+    Column("at", Float, nullable=False),
+    Column("details", Text, nullable=False),
+    PrimaryKeyConstraint("automation", "key"),
+    Index("ix_automation_fires_at", "automation", "at"),
+)
+
 cursors = Table(
     "cursors",
     metadata,

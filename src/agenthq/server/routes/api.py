@@ -158,6 +158,10 @@ async def get_run(run_id: str, ctx: Ctx) -> Response:
         rid = ctx.store.resolve_run_id(run_id)
         run = serialize.run_json(ctx.store.get_run(rid))
         run["steps"] = [serialize.step_json(s) for s in ctx.store.get_steps(rid)]
+        run["started_runs"] = [
+            {"id": r.id, "plan": r.plan, "state": r.state.value, "origin": r.origin}
+            for r in ctx.store.list_runs(origin_run=rid, limit=50)
+        ]
         body = _json(run)
         ctx.reads.put(seq, key, body, now)
     return Response(body, media_type="application/json")
@@ -277,6 +281,17 @@ def pause_run(run_id: str, ctx: Ctx) -> dict[str, Any]:
     """Start nothing new in the run (running steps finish); durable until resumed."""
     rid = ctx.store.resolve_run_id(run_id)
     return serialize.run_json(ctx.runner.pause(rid))
+
+
+@router.post("/runs/{run_id}/rollback", status_code=201)
+def rollback_run(run_id: str, ctx: Ctx) -> dict[str, Any]:
+    """Undo a finished run: a new run (plan NAME-rollback) of the `compensate` of each of its
+    succeeded steps, newest dependency first, executed by this server. 409 when the run is
+    not finished, is being rolled back, or has nothing to undo."""
+    rid = ctx.store.resolve_run_id(run_id)
+    record = ctx.runner.rollback(rid)
+    ctx.host.queue(record.id)
+    return serialize.run_json(ctx.store.get_run(record.id))
 
 
 @router.post("/runs/{run_id}/resume")

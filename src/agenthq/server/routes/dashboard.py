@@ -9,6 +9,7 @@ stream.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -170,8 +171,25 @@ def run_page(run_id: str, ctx: Ctx) -> HTMLResponse:
         dag=dag,
         timeline=_timeline(attempts, run),
         approvals=[serialize.approval_json(a) for a in ctx.store.list_approvals(run_id=rid)],
+        origin_text=_origin_text(run.get("origin")),
+        started_runs=[
+            {"id": r.id, "plan": r.plan, "state": r.state.value, "origin": r.origin}
+            for r in ctx.store.list_runs(origin_run=rid, limit=20)
+        ],
         nav="runs",
     )
+
+
+def _origin_text(origin: Mapping[str, Any] | None) -> str:
+    if not origin:
+        return ""
+    kind = origin.get("kind")
+    return {
+        "rollback": "rollback of",
+        "schedule": f"started by schedule {origin.get('schedule')}",
+        "after": f"started after plan {origin.get('plan')} {origin.get('status')}:",
+        "on": f"started by trigger {origin.get('trigger')} on an event of",
+    }.get(str(kind), f"started by {kind}")
 
 
 @router.get("/runs/{run_id}/timeline")

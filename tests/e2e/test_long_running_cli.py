@@ -60,3 +60,36 @@ def test_sigkill_during_a_wait_then_resume_keeps_the_deadline(cli: Cli) -> None:
     # Ended at the deadline set before the kill: not earlier, and not 4 s after the resume.
     assert due <= steps["release"]["started_at"] < due + 3
     assert steps["soak"]["attempts"] == 0
+
+
+RELEASE = """
+name: release
+policy: {allow: ["echo *"]}
+steps:
+  - id: tag
+    run: echo tagged
+    compensate: echo untag >> undo.log
+  - id: publish
+    needs: [tag]
+    run: echo published
+    compensate: echo unpublish >> undo.log
+"""
+
+
+def test_rollback_command_undoes_a_succeeded_run(cli: Cli) -> None:
+    cli.write("plan.yaml", RELEASE)
+    cli("run", "plan.yaml", "--quiet", check=True)
+    done = cli("rollback", "last")
+    assert done.code == 0, done.err
+    assert "rolling back run" in done.err
+    assert (cli.project / "undo.log").read_text().splitlines() == ["unpublish", "untag"]
+    runs = cli("runs", "--json", check=True).json()
+    assert [r["plan"] for r in runs] == ["release-rollback", "release"]
+    assert runs[0]["origin"] == {"kind": "rollback", "run": runs[1]["id"]}
+    status = cli("status", runs[1]["id"]).out
+    assert f"rolled back by run {runs[0]['id']}" in status
+    # Everything is undone now: a second rollback has nothing left and says so.
+    again = cli("rollback", runs[1]["id"])
+    assert again.code == 2
+    assert "no succeeded step with a `compensate` left to undo" in again.err
+    assert "Traceback" not in again.err
