@@ -258,7 +258,7 @@ def test_durations_in_settings() -> None:
 def test_an_upstream_failure_event_opens_a_high_alert(store: Store) -> None:
     clock = Clock()
     run_id = make_run(store, clock.now)
-    details = {"plan": "build", "upstream_run": "r-build-1"}
+    details = {"plan": "build", "upstream_run": "r-build-1", "waiting_plan": "deploy"}
     store.apply(
         Batch(
             at=clock.now, events=[NewEvent("run.upstream_failed", run_id=run_id, details=details)]
@@ -267,7 +267,7 @@ def test_an_upstream_failure_event_opens_a_high_alert(store: Store) -> None:
     (opened,) = evaluator(store, clock).evaluate()
     assert (opened.rule, opened.severity, opened.run_id) == ("upstream_failed", "high", run_id)
     assert opened.message == (
-        f"run {run_id} will not start: upstream plan build run r-build-1 failed"
+        "plan deploy will not start: upstream plan build run r-build-1 failed"
     )
 
 

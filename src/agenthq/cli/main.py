@@ -51,6 +51,7 @@ def _register() -> None:
     from agenthq.cli import (
         alerts_cmd,
         approval_cmds,
+        automation_cmds,
         doctor_cmd,
         inspect_cmds,
         msg_cmd,
@@ -73,6 +74,7 @@ def _register() -> None:
     alerts_cmd.register(app)
     new_cmd.register(app)
     doctor_cmd.register(app)
+    automation_cmds.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

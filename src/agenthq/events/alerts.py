@@ -422,11 +422,13 @@ def _event_rule(event: EventRecord) -> Finding | None:
             repeat=True,
         )
     if event.kind == "run.upstream_failed":
-        upstream = details.get("upstream_run") or details.get("run")
+        # Written on the upstream run by the `after:` trigger that will not start its plan.
+        upstream = details.get("upstream_run") or event.run_id
+        waiting = details.get("waiting_plan") or "a plan"
         return Finding(
             "upstream_failed",
-            f"run:{event.run_id}",
-            f"run {event.run_id} will not start: upstream plan {details.get('plan')} "
+            f"run:{upstream}",
+            f"plan {waiting} will not start: upstream plan {details.get('plan')} "
             f"run {upstream} failed",
             dict(details),
             event.run_id,

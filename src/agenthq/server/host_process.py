@@ -26,6 +26,7 @@ from agenthq.agents.health import HealthMonitor
 from agenthq.agents.registry import Registry, agents_from_table
 from agenthq.config import load_settings
 from agenthq.engine.alerting import build_evaluator
+from agenthq.engine.automation import Automations
 from agenthq.engine.gating import gate_config_from_tables
 from agenthq.engine.runner import Runner
 from agenthq.engine.scheduler import SchedulerOptions
@@ -48,7 +49,7 @@ def write_tick_metrics(histogram: Histogram, path: Path) -> None:
     os.replace(scratch, path)
 
 
-async def serve_runs(poll_interval: float) -> None:
+async def serve_runs(poll_interval: float, automation_every: float = 1.0) -> None:
     settings = load_settings()
     store = open_store(settings.db_url)
     registry = CollectorRegistry()
@@ -94,6 +95,20 @@ async def serve_runs(poll_interval: float) -> None:
                 print(f"agenthq serve: alert evaluation failed: {exc}", file=sys.stderr)
             await asyncio.sleep(min(0.5, every))
 
+    automations = Automations(store, runner)
+
+    async def automate() -> None:
+        """Schedules once a second; `after:` and `on:` triggers as soon as events arrive.
+        A failing pass is reported and retried: one bad plan file must not stop the rest."""
+        while True:
+            try:
+                await asyncio.to_thread(automations.tick)
+                if await asyncio.to_thread(automations.has_news):
+                    await asyncio.to_thread(automations.on_events)
+            except Exception as exc:
+                print(f"agenthq serve: schedules and triggers failed: {exc}", file=sys.stderr)
+            await asyncio.sleep(automation_every)
+
     # Every declared agent's health check on its schedule, runs or not (runs check theirs too).
     agents = agents_from_table(settings.tables.get("agents", {}), str(settings.config_file))
     monitor = HealthMonitor(store, Registry.build(agents).agents.values(), os.environ)
@@ -109,6 +124,7 @@ async def serve_runs(poll_interval: float) -> None:
 
     publisher = asyncio.create_task(publish())
     watcher = asyncio.create_task(watch())
+    automator = asyncio.create_task(automate())
     checker = asyncio.create_task(check_health()) if monitor else None
     try:
         await host.run()
@@ -117,6 +133,7 @@ async def serve_runs(poll_interval: float) -> None:
     finally:
         publisher.cancel()
         watcher.cancel()
+        automator.cancel()
         if checker is not None:
             checker.cancel()
         await host.stop()
@@ -125,7 +142,12 @@ async def serve_runs(poll_interval: float) -> None:
 
 
 def main() -> None:
-    asyncio.run(serve_runs(float(os.environ.get("AGENTHQ_HOST_POLL", "0.1"))))
+    asyncio.run(
+        serve_runs(
+            float(os.environ.get("AGENTHQ_HOST_POLL", "0.1")),
+            float(os.environ.get("AGENTHQ_AUTOMATION_EVERY", "1.0")),
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from agenthq.spec.agents import AgentRef, AgentSpec, MergeMode, WorkspaceMode, check_agent_name
+from agenthq.spec.automation import AfterSpec, OnSpec, ScheduleSpec
 from agenthq.spec.durations import parse_duration
 from agenthq.states import FailureClass
 
@@ -399,7 +400,16 @@ class PlanSpec(Frozen):
     policy: PolicySpec = Field(default_factory=PolicySpec)
     agents: dict[str, AgentSpec] = Field(default_factory=dict)  # added to agenthq.toml's
     on_failure: OnFailure = OnFailure.STOP
+    schedule: ScheduleSpec | None = None  # registered by `agenthq schedule add`
+    after: list[AfterSpec] = Field(default_factory=list)  # registered by `agenthq triggers add`
+    on: list[OnSpec] = Field(default_factory=list)
     steps: list[StepSpec] = Field(min_length=1)
+
+    @field_validator("after", "on", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        # `after: {plan: build}` is shorthand for a list of one.
+        return [value] if isinstance(value, dict) else value
 
     @field_validator("agents")
     @classmethod

@@ -86,6 +86,32 @@ def evaluate(text: str, context: Mapping[str, Any]) -> Any:
         raise TemplateError(f"expression {inner!r} failed: {exc}") from None
 
 
+def condition_source(text: str) -> str:
+    """A condition may be written bare (`outputs.n >= 3`) or as `{{ outputs.n >= 3 }}`."""
+    inner = _sole_expression(text)
+    return inner if inner is not None else text.strip()
+
+
+def check_expression(text: str) -> None:
+    """TemplateError unless `text` compiles as one sandboxed expression."""
+    try:
+        _compiled_expression(condition_source(text))
+    except TemplateSyntaxError as exc:
+        raise TemplateError(str(exc)) from None
+
+
+def holds(text: str, context: Mapping[str, Any]) -> bool:
+    """Whether a sandboxed condition is true over `context`; a missing name is false (an
+    event without the output it asks about does not match), other mistakes raise."""
+    try:
+        value = _compiled_expression(condition_source(text))(**context)
+    except UndefinedError:
+        return False
+    except (SecurityError, TemplateSyntaxError, TypeError, ValueError) as exc:
+        raise TemplateError(f"condition {text!r} failed: {exc}") from None
+    return is_truthy(value)
+
+
 def render_value(value: Any, context: Mapping[str, Any]) -> Any:
     """Render every string inside nested lists and mappings (`with:` arguments)."""
     if isinstance(value, str):

@@ -49,6 +49,34 @@ class RunNote:
 
 
 @dataclass(frozen=True)
+class AutomationRecord:
+    """A registered schedule (`kind` "schedule") or trigger ("after", "on") of a plan file."""
+
+    id: str
+    kind: str
+    plan: str
+    plan_path: str
+    workspace: str
+    settings: Mapping[str, Any]  # the plan's `schedule:` / one `after:` / one `on:` entry
+    params: Mapping[str, Any]
+    paused: bool
+    next_at: float | None  # schedules: the next tick
+    created_at: float
+
+
+@dataclass(frozen=True)
+class FireRecord:
+    """One tick or matching event of an automation and what came of it."""
+
+    automation: str
+    key: str  # the tick's moment, or the event's seq: unique per automation
+    outcome: str  # started | skipped_missed | skipped_max_active | skipped_cooldown | error
+    run_id: str | None
+    at: float
+    details: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
 class RunControl:
     """The few fields the executing process polls, cheap to read often."""
 
@@ -127,6 +155,7 @@ class NewRun:
     step_ids: Sequence[str]  # every step instance, created `pending`
     step_agents: Mapping[str, str] = field(default_factory=dict)  # step → agent, where named
     origin: Mapping[str, Any] | None = None  # see RunRecord.origin
+    owner: str | None = None  # "queued": created for `agenthq serve` to execute
 
 
 @dataclass(frozen=True)
@@ -549,6 +578,41 @@ class Store(Protocol):
 
     def request_pause(self, run_id: str, paused: bool) -> None:
         """Ask the executing process to start nothing new (True) or to go on (False)."""
+        ...
+
+    # ---- automations (schedules and triggers) ------------------------------------------------
+
+    def save_automation(self, automation: AutomationRecord) -> None:
+        """Insert or replace (by id)."""
+        ...
+
+    def list_automations(self, kind: str | None = None) -> list[AutomationRecord]: ...
+
+    def get_automation(self, automation_id: str) -> AutomationRecord:
+        """NotFoundError when there is none."""
+        ...
+
+    def set_automation(
+        self, automation_id: str, *, paused: bool | None = None, next_at: float | None = None
+    ) -> AutomationRecord: ...
+
+    def remove_automation(self, automation_id: str) -> None: ...
+
+    def fire_automation(
+        self, fire: FireRecord, *, run: NewRun | None = None, next_at: float | None = None
+    ) -> bool:
+        """Record a tick or event and, for `started`, create its run queued for a server —
+        together, in one transaction, and only if this key was never recorded (False then:
+        another process, or this one before a restart, already did). `next_at` moves a
+        schedule on in the same transaction."""
+        ...
+
+    def list_fires(self, automation: str | None = None, limit: int = 50) -> list[FireRecord]:
+        """Newest first."""
+        ...
+
+    def active_runs(self, automation: str) -> list[str]:
+        """Unfinished runs this automation started."""
         ...
 
     def add_notes(self, notes: Sequence[RunNote], at: float) -> None:

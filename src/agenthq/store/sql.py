@@ -49,6 +49,7 @@ from agenthq.states import (
 )
 from agenthq.store import agents as agent_rows
 from agenthq.store import alerts as alert_rows
+from agenthq.store import automations as automation_rows
 from agenthq.store import governance
 from agenthq.store import messages as message_rows
 from agenthq.store import worktrees as worktree_rows
@@ -64,10 +65,12 @@ from agenthq.store.api import (
     AttemptRecord,
     AttemptStart,
     AttemptUpdate,
+    AutomationRecord,
     Batch,
     BreakerRecord,
     EventLine,
     EventRecord,
+    FireRecord,
     GateRecord,
     MessageRecord,
     NewAlert,
@@ -471,6 +474,62 @@ class SqlStore:
     def run_spending(self, run_id: str) -> dict[str, float]:
         with self._reading() as conn:
             return governance.run_spending(conn, run_id)
+
+    # ---- automations (store/automations.py) --------------------------------------------------
+
+    def save_automation(self, automation: AutomationRecord) -> None:
+        with self._writing() as conn:
+            automation_rows.save(conn, automation)
+
+    def list_automations(self, kind: str | None = None) -> list[AutomationRecord]:
+        with self._reading() as conn:
+            return automation_rows.listing(conn, kind)
+
+    def get_automation(self, automation_id: str) -> AutomationRecord:
+        with self._reading() as conn:
+            found = automation_rows.listing(conn, None, automation_id)
+        if not found:
+            raise NotFoundError(
+                f"no schedule or trigger {automation_id!r}; `agenthq schedule list` and "
+                "`agenthq triggers list` show them"
+            )
+        return found[0]
+
+    def set_automation(
+        self, automation_id: str, *, paused: bool | None = None, next_at: float | None = None
+    ) -> AutomationRecord:
+        self.get_automation(automation_id)
+        with self._writing() as conn:
+            automation_rows.update_fields(conn, automation_id, paused=paused, next_at=next_at)
+        return self.get_automation(automation_id)
+
+    def remove_automation(self, automation_id: str) -> None:
+        self.get_automation(automation_id)
+        with self._writing() as conn:
+            automation_rows.remove(conn, automation_id)
+
+    def fire_automation(
+        self, fire: FireRecord, *, run: NewRun | None = None, next_at: float | None = None
+    ) -> bool:
+        with self._writing() as conn:
+            if not automation_rows.claim(conn, fire):
+                if next_at is not None:
+                    automation_rows.update_fields(conn, fire.automation, next_at=next_at)
+                return False
+            if run is not None:
+                self._insert_run(conn, run)
+            if next_at is not None:
+                automation_rows.update_fields(conn, fire.automation, next_at=next_at)
+        return True
+
+    def list_fires(self, automation: str | None = None, limit: int = 50) -> list[FireRecord]:
+        with self._reading() as conn:
+            return automation_rows.fires(conn, automation, limit)
+
+    def active_runs(self, automation: str) -> list[str]:
+        unfinished = [s.value for s in RunState if not s.finished]
+        with self._reading() as conn:
+            return automation_rows.active_runs(conn, automation, unfinished)
 
     # ---- worktrees (store/worktrees.py) -----------------------------------------------------
 
@@ -1007,6 +1066,7 @@ def _new_run_row(run: NewRun) -> dict[str, Any]:
         "step_counts": _dumps({StepState.PENDING.value: len(run.step_ids)} if run.step_ids else {}),
         "origin": _dumps(dict(run.origin)) if run.origin else None,
         "origin_run": run.origin.get("run") if run.origin else None,
+        "owner": run.owner,
     }
 
 
