@@ -175,12 +175,14 @@ def create_app(ctx: ServerContext) -> FastAPI:
     _install_guards(app, ctx)
 
     from agenthq.server.routes import alerts as alert_routes
+    from agenthq.server.routes import automations as automation_routes
     from agenthq.server.routes import api, dashboard, stream
     from agenthq.server.routes import messages as message_routes
 
     app.include_router(api.router)
     app.include_router(message_routes.router)
     app.include_router(alert_routes.router)
+    app.include_router(automation_routes.router)
     app.include_router(stream.router)
     app.include_router(dashboard.router)
     app.mount("/static", dashboard.static_files(), name="static")

@@ -1,0 +1,88 @@
+"""The long-running API through a real `agenthq serve`: a rollback started over HTTP is
+executed by the server and linked both ways; schedules and triggers are listed with their
+history, paused and resumed; bad ids get JSON errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.server_fixture import LiveServer, serve
+
+RELEASE = """
+name: release
+steps:
+  - id: tag
+    run: touch tagged
+    compensate: touch untagged
+"""
+
+NIGHTLY = """
+name: nightly
+schedule: {cron: "0 3 * * *", tz: America/New_York}
+steps:
+  - id: sweep
+    run: touch swept
+"""
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    project = tmp_path_factory.mktemp("project")
+    yield from serve(project)
+
+
+def agenthq(live: LiveServer, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agenthq", *args],
+        cwd=live.project,
+        env={"AGENTHQ_HOME": str(live.project / ".agenthq"), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+
+
+def test_rollback_over_http_runs_in_the_server(live: LiveServer) -> None:
+    with live.client() as http:
+        started = http.post("/api/runs", json={"plan": RELEASE})
+        assert started.status_code == 201, started.text
+        run_id = started.json()["id"]
+        assert live.wait_run(run_id, ("succeeded",))["state"] == "succeeded"
+        answer = http.post(f"/api/runs/{run_id}/rollback")
+        assert answer.status_code == 201, answer.text
+        rollback = answer.json()
+        assert rollback["origin"] == {"kind": "rollback", "run": run_id}
+        assert live.wait_run(rollback["id"], ("succeeded", "failed"))["state"] == "succeeded"
+        assert (Path(live.project) / "untagged").exists()
+        detail = http.get(f"/api/runs/{run_id}").json()
+        assert [r["id"] for r in detail["started_runs"]] == [rollback["id"]]
+        again = http.post(f"/api/runs/{run_id}/rollback")
+        assert again.status_code == 409
+        assert "no succeeded step with a `compensate`" in again.json()["error"]["message"]
+        page = http.get(f"/runs/{run_id}").text
+        assert f"/runs/{rollback['id']}" in page
+        assert "rolled back by" in page
+
+
+def test_schedules_are_listed_paused_and_resumed(live: LiveServer) -> None:
+    (Path(live.project) / "nightly.yaml").write_text(NIGHTLY)
+    agenthq(live, "schedule", "add", "nightly.yaml")
+    with live.client() as http:
+        (listed,) = http.get("/api/automations", params={"kind": "schedule"}).json()["automations"]
+        assert listed["id"] == "nightly"
+        assert listed["settings"]["tz"] == "America/New_York"
+        assert listed["last"] is None
+        assert http.post("/api/automations/nightly/pause").json()["paused"] is True
+        resumed = http.post("/api/automations/nightly/resume").json()
+        assert resumed["paused"] is False
+        assert resumed["next_at"] >= listed["next_at"]
+        assert http.get("/api/automations/nightly/fires").json() == {"fires": []}
+        missing = http.get("/api/automations/nope/fires")
+        assert missing.status_code == 404
+        assert "no schedule or trigger 'nope'" in missing.json()["error"]["message"]
+        assert http.get("/api/automations", params={"kind": "cron"}).status_code == 422
