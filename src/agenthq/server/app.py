@@ -175,8 +175,8 @@ def create_app(ctx: ServerContext) -> FastAPI:
     _install_guards(app, ctx)
 
     from agenthq.server.routes import alerts as alert_routes
-    from agenthq.server.routes import automations as automation_routes
     from agenthq.server.routes import api, dashboard, stream
+    from agenthq.server.routes import automations as automation_routes
     from agenthq.server.routes import messages as message_routes
 
     app.include_router(api.router)
