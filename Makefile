@@ -29,6 +29,7 @@ test: lint
 bench: install
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/serve_bench.py
+	$(BIN)/python benchmarks/long_running.py
 
 eval: install
 	$(BIN)/python benchmarks/eval.py

@@ -22,6 +22,7 @@ from agenthq.engine.gating import GatePipeline
 from agenthq.engine.outputs import OutputCaptureError, capture_outputs
 from agenthq.engine.workspaces import Checkout, WorkspaceError, Workspaces
 from agenthq.executors.base import Executor, Invocation, Masker, Outcome
+from agenthq.executors.chaos import ChaosExecutor, Monkey
 from agenthq.executors.masking import mask_structure
 from agenthq.gates.base import GateResult, StepFacts
 from agenthq.gates.base import Outcome as GateOutcome
@@ -30,7 +31,7 @@ from agenthq.spec import templating
 from agenthq.spec.agents import WorkspaceMode
 from agenthq.spec.callables import CallableError, resolve_callable
 from agenthq.states import FailureClass, StepState
-from agenthq.store.api import AttemptStart, AttemptUpdate, Batch
+from agenthq.store.api import AttemptStart, AttemptUpdate, Batch, NewEvent
 
 Lookup = Callable[[str], tuple[StepState, Mapping[str, Any]]]
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.\[\]-]")
@@ -119,8 +120,10 @@ class Dispatcher:
         workspaces: Workspaces | None = None,
         sessions: Callable[[str], str | None] | None = None,
         inbox: Callable[[str], list[Mapping[str, Any]]] | None = None,
+        chaos: Monkey | None = None,
     ) -> None:
         self.inbox = inbox
+        self.chaos = chaos
         self.run_id = run_id
         self.workspaces = workspaces
         self._earlier_session = sessions or (lambda step_id: None)
@@ -216,6 +219,10 @@ class Dispatcher:
 
     def drop_pending(self) -> None:
         self.pending.clear()
+
+    def take_events(self) -> list[NewEvent]:
+        """Notes of injected faults (AGENTHQ_CHAOS), for the next batch."""
+        return self.chaos.take_events() if self.chaos is not None else []
 
     def take_updates(self) -> list[AttemptUpdate]:
         updates, self.updates = self.updates, []
@@ -374,7 +381,7 @@ class Dispatcher:
             "mask": self.masker,
         }
         if spec.run is not None:
-            return Invocation(command=text(spec.run), **common), self.executors["shell"]
+            return Invocation(command=text(spec.run), **common), self._executor("shell")
         if spec.prompt is not None:
             session = self._session(node.id, attempt)
             call = agent_call(node, agent, text(spec.prompt), session, env)
@@ -389,7 +396,7 @@ class Dispatcher:
         arguments = (
             templating.render_value(spec.with_, context) if context is not None else spec.with_
         )
-        return Invocation(target=target, arguments=arguments, **common), self.executors["python"]
+        return Invocation(target=target, arguments=arguments, **common), self._executor("python")
 
     def _session(self, step_id: str, attempt: int) -> str | None:
         """The conversation a retry continues: this process's memory, else the store's."""
@@ -398,6 +405,7 @@ class Dispatcher:
         return self.sessions.get(step_id) or self._earlier_session(step_id)
 
     def _executor(self, kind: str) -> Executor:
+        """The executor of a kind (under AGENTHQ_CHAOS, wrapped to inject faults)."""
         executor = self.executors.get(kind)
         if executor is None:  # imported on first use: plans without agents never load them
             if kind == "cli":
@@ -409,6 +417,8 @@ class Dispatcher:
 
                 executor = LlmExecutor()
             self.executors = {**self.executors, kind: executor}
+        if self.chaos is not None:
+            return ChaosExecutor(executor, self.chaos)
         return executor
 
     def _cwd(self, node: StepNode, rendered: str | None) -> Path:

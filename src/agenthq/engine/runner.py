@@ -31,6 +31,7 @@ from agenthq.engine.scheduler import Governance, Observer, Scheduler, SchedulerO
 from agenthq.engine.workspaces import Workspaces
 from agenthq.errors import ConfigError, NotFoundError, RunBusyError, StateError
 from agenthq.executors.base import Executor
+from agenthq.executors.chaos import Monkey, chaos_from
 from agenthq.executors.environment import step_environment, store_location
 from agenthq.executors.masking import build_masker, looks_secret
 from agenthq.executors.python import PythonExecutor
@@ -98,6 +99,8 @@ class Runner:
         self.scheduler_options = scheduler_options or SchedulerOptions()
         default: dict[str, Executor] = {"shell": ShellExecutor(), "python": PythonExecutor()}
         self.executors: dict[str, Executor] = dict(executors or default)
+        chaos = chaos_from(self.environ)  # AGENTHQ_CHAOS: fault injection, see executors/chaos.py
+        self.chaos = Monkey(chaos) if chaos is not None else None
         self.owner = current_owner()
 
     # ---- starting -------------------------------------------------------------------------
@@ -367,6 +370,7 @@ class Runner:
             base_env=base_env,
             masker=masker,
             executors=self.executors,
+            chaos=self.chaos,
             kill_grace=spec.defaults.kill_grace,
             owner=self.owner,
             gating=governance.gating,

@@ -87,6 +87,9 @@ _NO_AGENT_PLACEMENT = _NO_AGENT
 @dataclass
 class SchedulerOptions:
     poll_interval: float = 0.5  # how often to read cancel requests from the store
+    # … when nothing runs and no person is asked, only timers (waits, backoffs) are left: a
+    # run waiting for days then wakes four times less often, and still hears a cancel soon.
+    idle_poll_interval: float = 2.0
     heartbeat_interval: float = 5.0
     rng: random.Random = field(default_factory=random.Random)
     # Return (state awaiting_approval) when nothing but a person's decision is left to wait for.
@@ -182,7 +185,7 @@ class Scheduler:
             self.batch.at = now
             self._collect()
             if now >= next_poll:
-                next_poll = now + self.options.poll_interval
+                next_poll = now + self._poll_every()
                 self._poll_control()
                 if not self.cancel_requested:
                     self._poll_people(now)
@@ -224,6 +227,12 @@ class Scheduler:
 
     # ---- the parts of a tick -------------------------------------------------------------
 
+    def _poll_every(self) -> float:
+        busy = self.tasks or self.ready or self.dispatcher.has_pending or self.desk.waiting
+        if busy or self.paused:
+            return self.options.poll_interval
+        return max(self.options.poll_interval, self.options.idle_poll_interval)
+
     def _prime(self) -> None:
         """Rebuild the in-memory picture from the rows: counts of unfinished needs, the ready
         queue, retry timers — and decide pending steps whose needs already finished."""
@@ -243,6 +252,7 @@ class Scheduler:
 
     def _collect(self) -> None:
         self.batch.attempt_updates.extend(self.dispatcher.take_updates())
+        self.batch.events.extend(self.dispatcher.take_events())
         results, self.finished_results = self.finished_results, []
         for result in results:
             self.tasks.pop(result.step_id, None)
