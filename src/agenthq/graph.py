@@ -179,6 +179,8 @@ def _template_fields(step: StepSpec) -> Iterator[tuple[SpecPath, str]]:
     for k, pattern in enumerate(step.writes):
         yield ("writes", k), pattern
     yield from _nested_strings(("with",), step.with_)
+    if step.wait_for is not None and step.wait_for.message:
+        yield ("wait_for", "message"), step.wait_for.message
     if step.compensate is not None:
         if step.compensate.run is not None:
             yield ("compensate", "run"), step.compensate.run

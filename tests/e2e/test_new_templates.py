@@ -1,5 +1,6 @@
 """`agenthq new` as a user meets it: each template writes a plan that validates and runs,
-the migration waits for its sign-off at the migration step, nothing is overwritten."""
+the migration waits for a sign-off and then for the migration's own approval, nothing is
+overwritten."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from tests.e2e.conftest import Cli, no_traceback
     [
         ("nightly-maintenance", 0, None),
         ("fan-out-review", 0, None),
-        ("migration-with-signoff", 3, "migrate"),
+        ("migration-with-signoff", 3, "sign-off"),
     ],
 )
 def test_each_template_writes_a_plan_that_runs(
@@ -31,6 +32,14 @@ def test_each_template_writes_a_plan_that_runs(
     if waiting:
         (approval,) = cli("approvals", "--json", check=True).json()
         assert approval["step_id"] == waiting
+        assert approval["kind"] == "wait"
+        assert "migrate staging?" in approval["reasons"][0]
+        cli("approve", "last", "sign-off", check=True)
+        assert cli("resume", "last", "--no-wait", "--quiet").code == 3
+        (second,) = cli("approvals", "--json", check=True).json()
+        assert second["step_id"] == "migrate"
+        cli("approve", "last", "migrate", check=True)
+        assert cli("resume", "last", "--quiet").code == 0
 
 
 def test_new_refuses_to_overwrite_and_explains_bad_input(cli: Cli) -> None:

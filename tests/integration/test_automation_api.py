@@ -86,3 +86,32 @@ def test_schedules_are_listed_paused_and_resumed(live: LiveServer) -> None:
         assert missing.status_code == 404
         assert "no schedule or trigger 'nope'" in missing.json()["error"]["message"]
         assert http.get("/api/automations", params={"kind": "cron"}).status_code == 422
+
+
+def test_a_due_schedule_runs_inside_serve(live: LiveServer) -> None:
+    import time
+
+    (Path(live.project) / "nightly.yaml").write_text(NIGHTLY)
+    agenthq(live, "schedule", "add", "nightly.yaml", "--name", "soon")
+    # Make its next tick now, as if the clock had reached 03:00 in New York.
+    live.ctx.store.set_automation("soon", next_at=time.time() - 1)
+    deadline = time.monotonic() + 30
+    fires: list[dict[str, object]] = []
+    with live.client() as http:
+        while time.monotonic() < deadline and not fires:
+            fires = http.get("/api/automations/soon/fires").json()["fires"]
+            time.sleep(0.1)
+        assert fires, "serve did not fire the due schedule"
+        (fire,) = fires
+        assert fire["outcome"] == "started"
+        run = live.wait_run(str(fire["run_id"]), ("succeeded", "failed"))
+        assert run["state"] == "succeeded"
+        assert run["origin"]["kind"] == "schedule"
+        assert run["origin"]["schedule"] == "soon"
+        # Moved on to tomorrow's tick, and a second look fires nothing more.
+        (soon,) = [
+            a for a in http.get("/api/automations").json()["automations"] if a["id"] == "soon"
+        ]
+        assert soon["next_at"] > time.time() + 3600
+        time.sleep(1.5)
+        assert len(http.get("/api/automations/soon/fires").json()["fires"]) == 1

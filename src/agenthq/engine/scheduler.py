@@ -365,7 +365,13 @@ class Scheduler:
                 if self.governance is not None
                 else spec.approval or self.graph.spec.defaults.approval or ApprovalSpec()
             )
-            message = spec.wait_for.message or f"{node.id} waits for a go-ahead"
+            message = f"{node.id} waits for a go-ahead"
+            if spec.wait_for.message:
+                try:
+                    context = self.dispatcher.context_for(node, self._lookup)
+                    message = templating.render(spec.wait_for.message, context)
+                except templating.TemplateError as exc:
+                    message = f"{spec.wait_for.message} (could not be filled in: {exc})"
             self._move(node.id, S.AWAITING_APPROVAL, {"reason": message, "started_at": now})
             self.batch.approval_requests.append(
                 approvals.wait_request(

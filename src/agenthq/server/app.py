@@ -83,7 +83,8 @@ class ReadCache:
     seq N is reused while the hub still stands at N, and for at most `max_age` seconds after
     it moved on: a busy run changes the answer thousands of times a second, and fifty clients
     polling it then cost one query per `max_age`, not one each. So an answer is never more
-    than `max_age` plus the hub's poll interval behind the store.
+    than `max_age` plus the hub's poll interval behind the store — and a change made through
+    this server (any POST) clears it, so its client reads its own writes.
     """
 
     max_age: float = 0.25
@@ -98,6 +99,11 @@ class ReadCache:
         if entry_seq == seq or now - made_at < self.max_age:
             return body
         return None
+
+    def clear(self) -> None:
+        """Forget every answer: a change through this server must show in its next read,
+        even before the event hub has seen the change's events."""
+        self.entries.clear()
 
     def put(self, seq: int, key: tuple[object, ...], body: bytes, now: float) -> None:
         if len(self.entries) >= self.size and key not in self.entries:
@@ -279,8 +285,12 @@ class Guard:
             await refusal(scope, receive, send)
             return
 
+        mutating = request.method in ("POST", "PUT", "PATCH", "DELETE")
+
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
+                if mutating:  # its writes are done: the next read of this server sees them
+                    self.ctx.reads.clear()
                 present = {name.lower() for name, _ in message.get("headers", [])}
                 extra = [(n, v) for n, v in SECURITY_HEADERS if n not in present]
                 message["headers"] = [*message.get("headers", []), *extra]
