@@ -63,6 +63,7 @@ def test_an_approval_past_its_sla_is_degraded(cli: Cli) -> None:
         """,
     )
     assert cli("run", "plan.yaml", "--no-wait", "--quiet").code == 3
+    time.sleep(1.1)  # past the approval's one-second SLA, however fast the run was
     result = cli("doctor", "--json")
     assert result.code == 1
     report = result.json()

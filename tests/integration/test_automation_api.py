@@ -115,3 +115,33 @@ def test_a_due_schedule_runs_inside_serve(live: LiveServer) -> None:
         assert soon["next_at"] > time.time() + 3600
         time.sleep(1.5)
         assert len(http.get("/api/automations/soon/fires").json()["fires"]) == 1
+
+
+def test_roll_back_by_clicking(live: LiveServer) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.e2e.test_dashboard import ARTIFACTS, CHROMIUM, FLAGS
+
+    with live.client() as http:
+        run_id = http.post("/api/runs", json={"plan": RELEASE.replace("release", "shipit")}).json()[
+            "id"
+        ]
+        assert live.wait_run(run_id, ("succeeded",))["state"] == "succeeded"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{live.url}/login?token={live.token}")
+            page.goto(f"{live.url}/runs/{run_id}")
+            page.once("dialog", lambda dialog: dialog.accept())
+            page.locator('button[data-action="rollback"]').click()
+            expect(page.locator("h1")).to_contain_text("shipit-rollback")
+            expect(page.locator("p.origin")).to_contain_text(f"rollback of {run_id}")
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "rollback.png"))
+            # The rolled-back run has nothing left to undo: no button any more.
+            page.goto(f"{live.url}/runs/{run_id}")
+            expect(page.locator("p.origin")).to_contain_text("rolled back by")
+            expect(page.locator('button[data-action="rollback"]')).to_have_count(0)
+        finally:
+            browser.close()

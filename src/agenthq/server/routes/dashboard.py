@@ -25,6 +25,7 @@ from agenthq.events import serialize
 from agenthq.server import auth
 from agenthq.server.app import ServerContext, context
 from agenthq.states import StepState
+from agenthq.store.api import StepRecord
 
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[ServerContext, Depends(context)]
@@ -172,11 +173,39 @@ def run_page(run_id: str, ctx: Ctx) -> HTMLResponse:
         timeline=_timeline(attempts, run),
         approvals=[serialize.approval_json(a) for a in ctx.store.list_approvals(run_id=rid)],
         origin_text=_origin_text(run.get("origin")),
+        can_roll_back=_can_roll_back(ctx, run, steps),
         started_runs=[
             {"id": r.id, "plan": r.plan, "state": r.state.value, "origin": r.origin}
             for r in ctx.store.list_runs(origin_run=rid, limit=20)
         ],
         nav="runs",
+    )
+
+
+def _can_roll_back(ctx: ServerContext, run: dict[str, Any], steps: list[StepRecord]) -> bool:
+    """A finished run, not itself a rollback nor being rolled back, with a succeeded step
+    that declares how to undo it and was not undone yet (the button; the API decides)."""
+    from agenthq.engine.rollback import ORIGIN, compensated, undo_id
+
+    if run["state"] not in ("succeeded", "failed", "cancelled"):
+        return False
+    if (run.get("origin") or {}).get("kind") == ORIGIN:
+        return False
+    earlier = [
+        r
+        for r in ctx.store.list_runs(origin_run=run["id"], limit=100)
+        if (r.origin or {}).get("kind") == ORIGIN
+    ]
+    if any(not r.state.finished for r in earlier):
+        return False
+    done = compensated([ctx.store.get_steps(r.id) for r in earlier])
+    spec_steps = ctx.store.get_run(run["id"]).spec.get("steps", [])
+    undoable = {s["id"] for s in spec_steps if isinstance(s, dict) and s.get("compensate")}
+    return any(
+        s.state is StepState.SUCCEEDED
+        and s.step_id.split("[", 1)[0] in undoable
+        and undo_id(s.step_id) not in done
+        for s in steps
     )
 
 

@@ -162,6 +162,15 @@ function runPage() {
     cancel.disabled = true;
     try { await api(`/api/runs/${runId}/cancel`, { method: "POST" }); } catch (err) { alert(err.message); }
   });
+  const rollback = $('[data-action="rollback"]');
+  if (rollback) rollback.addEventListener("click", async () => {
+    if (!confirm("Roll this run back? The compensation of each succeeded step runs, newest first, through the gates.")) return;
+    rollback.disabled = true;
+    try {
+      const started = await api(`/api/runs/${runId}/rollback`, { method: "POST" });
+      location.href = `/runs/${encodeURIComponent(started.id)}`;
+    } catch (err) { alert(err.message); rollback.disabled = false; }
+  });
 }
 
 // ---- decisions (run page and approvals page) ------------------------------------------
