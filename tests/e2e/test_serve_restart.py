@@ -71,3 +71,20 @@ def test_a_detached_run_continues_after_the_server_restarts(cli: Cli) -> None:
     assert steps["nap"]["attempts"] == 2  # the interrupted attempt was lost and retried
     assert steps["after"]["state"] == "succeeded"
     assert cli("status", run_id, "--json", check=True).json()["state"] == "succeeded"
+
+
+def test_the_run_host_stops_when_serve_is_killed(cli: Cli) -> None:
+    port = free_port()
+    server = start_serve(cli, port)
+    children = subprocess.run(
+        ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert children, "serve started no run host"
+    server.kill()  # SIGKILL to serve alone, not its process group
+    server.communicate(timeout=10)
+    deadline = time.monotonic() + 10
+    alive = children
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in children if os.path.exists(f"/proc/{pid}")]
+    assert not alive, "the run host outlived its server"

@@ -203,6 +203,7 @@ def _start_run_host(ctx: ServerContext) -> subprocess.Popen[bytes]:
     env["AGENTHQ_HOME"] = str(ctx.home)
     env["AGENTHQ_DB_URL"] = ctx.store.url
     env["AGENTHQ_HOST_POLL"] = str(ctx.host.poll_interval)
+    env["AGENTHQ_SERVER_PID"] = str(os.getpid())  # the host stops when this process is gone
     return subprocess.Popen(
         [sys.executable, "-m", "agenthq.server.host_process"], cwd=ctx.workspace, env=env
     )

@@ -122,6 +122,18 @@ async def serve_runs(poll_interval: float, automation_every: float = 1.0) -> Non
                 due_in = 30.0
             await asyncio.sleep(min(max(due_in, 0.5), 30.0))
 
+    async def watch_server() -> None:
+        """Stop with the server: a `serve` killed with SIGKILL cannot stop its run host, and
+        an orphaned host would go on running runs no server shows (and race the next one)."""
+        server = int(os.environ.get("AGENTHQ_SERVER_PID", "0") or 0)
+        while server:
+            await asyncio.sleep(1.0)
+            if os.getppid() != server:
+                print("agenthq serve: the server is gone; the run host stops", file=sys.stderr)
+                main.cancel()  # type: ignore[union-attr]
+                return
+
+    orphan_watch = asyncio.create_task(watch_server())
     publisher = asyncio.create_task(publish())
     watcher = asyncio.create_task(watch())
     automator = asyncio.create_task(automate())
@@ -132,6 +144,7 @@ async def serve_runs(poll_interval: float, automation_every: float = 1.0) -> Non
         pass
     finally:
         publisher.cancel()
+        orphan_watch.cancel()
         watcher.cancel()
         automator.cancel()
         if checker is not None:
