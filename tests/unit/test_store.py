@@ -17,7 +17,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from sqlalchemy.engine import make_url
 
 from agenthq.errors import (
     IllegalTransitionError,
@@ -45,13 +44,16 @@ S, R = StepState, RunState
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def sqlite_file(store: SqlStore) -> Path:
-    """The database file behind a SQLite store; tests that edit rows behind the store's back
-    need it (other backends skip them)."""
-    url = make_url(store.url)
-    if url.get_backend_name() != "sqlite" or not url.database:
-        pytest.skip("edits the SQLite file directly")
-    return Path(url.database)
+def behind_its_back(store_url: str, statement: str, **params: object) -> None:
+    """Edit the database with a connection of its own, as a person with a SQL shell would."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(store_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(statement), params)
+    finally:
+        engine.dispose()
 
 
 def states(store: SqlStore, run_id: str) -> dict[str, str]:
@@ -454,11 +456,10 @@ def test_the_chain_verifies_and_names_an_edited_event(store: SqlStore) -> None:
     assert report.intact
     assert report.events == 7
 
-    path = sqlite_file(store)
     target = store.read_events()[3]
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE events SET details = ? WHERE seq = ?", ('{"n":2}', target.seq))
-    db.close()
+    behind_its_back(
+        store.url, "UPDATE events SET details = :d WHERE seq = :s", d='{"n":2}', s=target.seq
+    )
     report = verify_chain(store)
     assert not report.intact
     assert report.first_bad_seq == target.seq
@@ -468,10 +469,7 @@ def test_the_chain_verifies_and_names_an_edited_event(store: SqlStore) -> None:
 def test_the_chain_names_a_deleted_event(store: SqlStore) -> None:
     run = make_run(store, ["a", "b"])
     _walk(store, run.id, ["a", "b"], 1.0)
-    path = sqlite_file(store)
-    with sqlite3.connect(path) as db:
-        db.execute("DELETE FROM events WHERE seq = 4")
-    db.close()
+    behind_its_back(store.url, "DELETE FROM events WHERE seq = 4")
     report = verify_chain(store)
     assert report.first_bad_seq == 5
     assert "missing" in (report.problem or "")
@@ -555,31 +553,32 @@ def test_a_new_database_built_from_tables_py_matches_tables_py(store: SqlStore) 
 
 
 def test_running_every_alembic_migration_builds_the_same_schema_as_a_new_database(
-    tmp_path: Path,
+    store_url: str,
 ) -> None:
-    """New databases skip Alembic (create_all + stamp); this keeps the two paths identical."""
+    """New databases skip Alembic (create_all + stamp); this keeps the two paths identical,
+    on every backend."""
     from alembic import command
-    from sqlalchemy import create_engine
+    from sqlalchemy import create_engine, text
 
     from agenthq.store import migrations
 
-    url = f"sqlite:///{tmp_path / 'migrated.db'}"
-    engine = create_engine(url)
+    if store_url.startswith("sqlite:///"):
+        Path(store_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(store_url)
     try:
         with engine.begin() as conn:
             settings = migrations.config()
             settings.attributes["connection"] = conn
             command.upgrade(settings, "head")
+        with engine.connect() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).fetchall()
+            head = conn.execute(text("SELECT id, seq, hash FROM chain_head")).fetchall()
     finally:
         engine.dispose()
-    assert _schema_differences(url) == []
-    with sqlite3.connect(tmp_path / "migrated.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            (HEAD_REVISION,)
-        ]
-        assert db.execute("SELECT id, seq, hash FROM chain_head").fetchall() == [(1, 0, GENESIS)]
-    db.close()
-    with open_store(url) as reopened:
+    assert _schema_differences(store_url) == []
+    assert [tuple(r) for r in version] == [(HEAD_REVISION,)]
+    assert [tuple(r) for r in head] == [(1, 0, GENESIS)]
+    with open_store(store_url) as reopened:
         assert reopened.list_runs() == []
 
 
@@ -603,17 +602,15 @@ def test_reopening_a_current_database_does_not_import_alembic(store_url: str) ->
 
 
 def test_a_database_from_a_newer_agenthq_is_refused(store: SqlStore, store_url: str) -> None:
-    path = sqlite_file(store)
     store.close()
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE alembic_version SET version_num = '9999'")
-    db.close()
+    behind_its_back(store_url, "UPDATE alembic_version SET version_num = '9999'")
     with pytest.raises(StoreError, match="upgrade agenthq"):
         open_store(store_url)
 
 
-def test_sqlite_files_use_wal(store: SqlStore) -> None:
-    path = sqlite_file(store)
+def test_sqlite_files_use_wal(tmp_path: Path) -> None:
+    path = tmp_path / "wal.db"
+    open_store(f"sqlite:///{path}").close()
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     db.close()
@@ -697,8 +694,7 @@ READER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_processes_share_one_sqlite_file(store: SqlStore, store_url: str, tmp_path: Path) -> None:
-    sqlite_file(store)
+def test_processes_share_one_database(store: SqlStore, store_url: str, tmp_path: Path) -> None:
     steps_per_run = 100  # two batches per step: 200 batches per writer
     run_ids = [make_run(store, [f"s{i}" for i in range(steps_per_run)]).id for _ in range(3)]
     stop = tmp_path / "stop"
@@ -748,15 +744,14 @@ def test_processes_share_one_sqlite_file(store: SqlStore, store_url: str, tmp_pa
 
 
 @pytest.mark.slow
-def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'fresh' / 'agenthq.db'}"
+def test_processes_opening_a_new_database_at_once_migrate_it_once(store_url: str) -> None:
     code = (
         "import sys; from agenthq.store import open_store\n"
         "with open_store(sys.argv[1]) as s: print(len(s.list_runs()))"
     )
     processes = [
         subprocess.Popen(
-            [sys.executable, "-c", code, url],
+            [sys.executable, "-c", code, store_url],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -768,12 +763,17 @@ def test_processes_opening_a_new_file_at_once_migrate_it_once(tmp_path: Path) ->
         out, err = process.communicate(timeout=60)
         assert process.returncode == 0, err
         assert out.strip() == "0"
-    with sqlite3.connect(tmp_path / "fresh" / "agenthq.db") as db:
-        assert db.execute("SELECT version_num FROM alembic_version").fetchall() == [
-            (HEAD_REVISION,)
-        ]
-        assert db.execute("SELECT seq, hash FROM chain_head").fetchall() == [(0, GENESIS)]
-    db.close()
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(text("SELECT version_num FROM alembic_version")).fetchall()
+            head = conn.execute(text("SELECT seq, hash FROM chain_head")).fetchall()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in version] == [(HEAD_REVISION,)]
+    assert [tuple(r) for r in head] == [(0, GENESIS)]
 
 
 def test_a_revision_0001_database_with_runs_is_upgraded_in_place(tmp_path: Path) -> None:

@@ -28,6 +28,13 @@ RUN_EXIT_CODES = {
 }
 
 
+def shown_url(url: str) -> str:
+    """A database URL fit to print: no password."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def settings() -> Settings:
     return load_settings()
 

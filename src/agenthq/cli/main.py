@@ -52,6 +52,7 @@ def _register() -> None:
         alerts_cmd,
         approval_cmds,
         automation_cmds,
+        db_cmd,
         doctor_cmd,
         inspect_cmds,
         msg_cmd,
@@ -75,6 +76,7 @@ def _register() -> None:
     new_cmd.register(app)
     doctor_cmd.register(app)
     automation_cmds.register(app)
+    db_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,9 +51,14 @@ def open_store(url: str) -> SqlStore:
 
 
 def _engine(backend: str, parsed: URL, shown: str) -> Engine:
+    if backend in ("postgresql", "postgres"):
+        from agenthq.store.postgres import postgres_engine
+
+        return postgres_engine(parsed)
     if backend != "sqlite":
         raise StoreError(
-            f"agenthq cannot store runs in {backend!r} databases ({shown}); use a sqlite:/// URL"
+            f"agenthq cannot store runs in {backend!r} databases ({shown}); use a sqlite:/// "
+            "or postgresql+psycopg:// URL"
         )
     from agenthq.store.sqlite import sqlite_engine
 
@@ -72,4 +77,62 @@ def _migrate(engine: Engine, shown: str) -> None:
     if current == HEAD_REVISION:
         return
     with engine.execution_options(**{WRITE_OPTION: True}).begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Processes opening a new database at once queue here (SQLite's BEGIN IMMEDIATE
+            # does the same); the next one then finds the schema at head and does nothing.
+            from sqlalchemy import text
+
+            conn.execute(text("SELECT pg_advisory_xact_lock(5318008)"))
+            if migrations.current_revision(conn) == HEAD_REVISION:
+                return
         migrations.upgrade(conn, shown)
+
+
+MIN_POSTGRES = 13  # SKIP LOCKED, generated identity, and the JSON we store: 9.5+; tested 18
+
+
+def check_database(url: str) -> str | None:
+    """What is wrong with a database URL, in one sentence — None when agenthq can use it as
+    it is. Reads only: it never creates or migrates anything."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return f"{url!r} is not a database URL; use sqlite:///PATH or postgresql+psycopg://…"
+    shown = parsed.render_as_string(hide_password=True)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        from pathlib import Path
+
+        if parsed.database and not Path(parsed.database).exists():
+            return f"{shown}: the file does not exist yet; `agenthq db upgrade` creates it"
+    try:
+        engine = _engine(backend, parsed, shown)
+    except StoreError as exc:
+        return str(exc)
+    from agenthq.store import migrations
+
+    try:
+        with engine.connect() as conn:
+            if backend in ("postgresql", "postgres"):
+                version = conn.dialect.server_version_info or (0,)
+                major = int(version[0])
+                if major < MIN_POSTGRES:
+                    return f"{shown} runs PostgreSQL {major}; agenthq needs {MIN_POSTGRES} or newer"
+            current = migrations.current_revision(conn)
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        return f"cannot connect to {shown}: {reason}"
+    finally:
+        engine.dispose()
+    if current is None:
+        return f"{shown} has no agenthq schema; `agenthq db upgrade` creates it"
+    if current != HEAD_REVISION:
+        if current.isdigit() and HEAD_REVISION.isdigit() and int(current) > int(HEAD_REVISION):
+            return f"{shown} is at schema {current}, newer than this agenthq ({HEAD_REVISION}); upgrade agenthq"
+        return (
+            f"{shown} is at schema {current}, not {HEAD_REVISION}; `agenthq db upgrade` migrates it"
+        )
+    return None
