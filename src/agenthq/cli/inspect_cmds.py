@@ -12,7 +12,7 @@ import typer
 
 from agenthq.cli import common
 from agenthq.errors import InputError, NotFoundError
-from agenthq.store.api import AttemptRecord
+from agenthq.store.api import AttemptRecord, Store
 
 RunArg = Annotated[
     str, typer.Argument(help="Run id (a unique prefix or `last` works).", show_default=False)
@@ -127,12 +127,39 @@ def logs(
                 latest[a.step_id] = a
         for a in latest.values():
             prefix = a.step_id if step is None else None
-            for path_text in (a.stdout_path, a.stderr_path):
-                if path_text:
+            for stream, path_text in (("stdout", a.stdout_path), ("stderr", a.stderr_path)):
+                if path_text and Path(path_text).exists():
                     _print_new(Path(path_text), config.home, printed, prefix=prefix)
+                elif a.finished_at is not None:  # ran on a worker: its log is in the store
+                    _print_stored(store, (a.run_id, a.step_id, a.number), stream, printed, prefix)
         if not follow or store.get_run(rid).state.finished:
             return
         time.sleep(0.5)
+
+
+def _print_stored(
+    store: Store,
+    key: tuple[str, str, int],
+    stream: str,
+    printed: dict[str, int],
+    prefix: str | None,
+) -> None:
+    name = f"{key}:{stream}"
+    if name in printed:
+        return
+    text = store.read_log(key, stream)
+    printed[name] = 1
+    if text:
+        _write(text, prefix)
+
+
+def _write(text: str, prefix: str | None) -> None:
+    if prefix is None:
+        sys.stdout.write(text)
+    else:
+        for line in text.splitlines():
+            sys.stdout.write(f"{prefix} | {line}\n")
+    sys.stdout.flush()
 
 
 def _print_new(path: Path, home: Path, printed: dict[str, int], prefix: str | None) -> None:
@@ -146,13 +173,7 @@ def _print_new(path: Path, home: Path, printed: dict[str, int], prefix: str | No
     except FileNotFoundError:
         return
     printed[str(resolved)] = printed.get(str(resolved), 0) + len(data)
-    text = data.decode("utf-8", errors="replace")
-    if prefix is None:
-        sys.stdout.write(text)
-    else:
-        for line in text.splitlines():
-            sys.stdout.write(f"{prefix} | {line}\n")
-    sys.stdout.flush()
+    _write(data.decode("utf-8", errors="replace"), prefix)
 
 
 def events(

@@ -61,6 +61,7 @@ def _register() -> None:
         run_cmds,
         secrets_cmd,
         serve_cmd,
+        worker_cmd,
         worktree_cmds,
     )
 
@@ -77,6 +78,7 @@ def _register() -> None:
     doctor_cmd.register(app)
     automation_cmds.register(app)
     db_cmd.register(app)
+    worker_cmd.register(app)
 
 
 def main(argv: list[str] | None = None) -> int:

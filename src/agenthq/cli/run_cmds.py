@@ -75,6 +75,12 @@ def run(
         bool,
         typer.Option("--detach", help="Hand the run to `agenthq serve` and return at once."),
     ] = False,
+    on_workers: Annotated[
+        bool,
+        typer.Option(
+            "--on-workers", help="Run the steps on `agenthq worker` processes (same database)."
+        ),
+    ] = False,
 ) -> None:
     """Run a plan to its end, showing progress. Ctrl-C cancels cleanly."""
     from agenthq.spec.load import load_plan
@@ -110,6 +116,7 @@ def run(
         json_output=json_output,
         quiet=quiet,
         no_wait=no_wait,
+        on_workers=on_workers,
     )
 
 
@@ -250,11 +257,12 @@ def _execute(
     quiet: bool,
     max_workers: int | None = None,
     no_wait: bool = False,
+    on_workers: bool = False,
 ) -> None:
     from agenthq.cli import render
     from agenthq.engine.runner import RunOptions
 
-    options = RunOptions(max_workers=max_workers, no_wait=no_wait)
+    options = RunOptions(max_workers=max_workers, no_wait=no_wait, on_workers=on_workers)
     if json_output or quiet:
         final = runner.execute(run_id, options=options)
     elif sys.stdout.isatty():

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agenthq.agents.registry import Agent
+from agenthq.engine import remote
 from agenthq.engine.agent_calls import AgentUseError, agent_call, merge_mode, workspace_mode
 from agenthq.engine.context import StepResults, needs_rendering, template_context
 from agenthq.engine.gating import GatePipeline
@@ -121,9 +122,13 @@ class Dispatcher:
         sessions: Callable[[str], str | None] | None = None,
         inbox: Callable[[str], list[Mapping[str, Any]]] | None = None,
         chaos: Monkey | None = None,
+        remote: remote.RemoteBoard | None = None,
+        secrets: Sequence[str] = (),
     ) -> None:
         self.inbox = inbox
         self.chaos = chaos
+        self.remote = remote  # steps go to `agenthq worker` processes (engine/remote.py)
+        self.secrets = list(secrets)
         self.run_id = run_id
         self.workspaces = workspaces
         self._earlier_session = sessions or (lambda step_id: None)
@@ -193,6 +198,15 @@ class Dispatcher:
                 self.owner,
             )
         )
+        invocation = prepared.invocation
+        if self.remote is not None and invocation is not None and invocation.agent is None:
+            node = prepared.node
+            payload = remote.payload_of(
+                invocation, node.spec.uses, self.graph.plan_dir, self.secrets
+            )
+            batch.work_items.append(
+                remote.work_item(invocation, list(node.spec.requires), payload, batch.at)
+            )
         self.pending.append(prepared)
 
     def start_pending(
@@ -406,6 +420,8 @@ class Dispatcher:
 
     def _executor(self, kind: str) -> Executor:
         """The executor of a kind (under AGENTHQ_CHAOS, wrapped to inject faults)."""
+        if self.remote is not None and kind in ("shell", "python"):
+            return remote.RemoteExecutor(self.remote)
         executor = self.executors.get(kind)
         if executor is None:  # imported on first use: plans without agents never load them
             if kind == "cli":

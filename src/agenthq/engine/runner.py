@@ -27,6 +27,7 @@ from agenthq.engine.dispatch import Dispatcher
 from agenthq.engine.gating import GateConfig, GatePipeline
 from agenthq.engine.limits import Limits
 from agenthq.engine.ownership import current_owner, owner_alive
+from agenthq.engine.remote import RemoteBoard
 from agenthq.engine.scheduler import Governance, Observer, Scheduler, SchedulerOptions
 from agenthq.engine.workspaces import Workspaces
 from agenthq.errors import ConfigError, NotFoundError, RunBusyError, StateError
@@ -70,6 +71,7 @@ class RunOptions:
     max_workers: int | None = None
     agent_limits: Mapping[str, int] = field(default_factory=dict)
     no_wait: bool = False  # return `awaiting_approval` instead of waiting for a person
+    on_workers: bool = False  # steps run on `agenthq worker` processes (engine/remote.py)
 
 
 def new_run_id(now: float) -> str:
@@ -315,6 +317,9 @@ class Runner:
         steps = self.store.get_steps(run.id)
         if not any(s.state in (S.RUNNING, S.QUEUED, S.LOST) for s in steps):
             return
+        # Work handed to workers by the dead executor is fenced off first: a worker that
+        # finishes it now is told it no longer holds it, and the step is retried as `lost`.
+        self.store.abandon_work(run.id)
         attempts = self.store.get_attempts(run.id)
         recovery.kill_orphans(attempts, grace=min(graph.spec.defaults.kill_grace, 5.0))
         lost = recovery.mark_lost(run.id, steps, attempts, self.clock())
@@ -371,6 +376,10 @@ class Runner:
             masker=masker,
             executors=self.executors,
             chaos=self.chaos,
+            remote=RemoteBoard(self.store, run.id, clock=self.clock)
+            if options.on_workers
+            else None,
+            secrets=secret_values,
             kill_grace=spec.defaults.kill_grace,
             owner=self.owner,
             gating=governance.gating,

@@ -303,6 +303,7 @@ class StepSpec(Frozen):
     wait_until: Annotated[datetime | None, AfterValidator(_aware)] = None
     wait_for: WaitForSpec | None = None
     compensate: CompensateSpec | None = None  # undoes the step on rollback
+    requires: list[str] = Field(default_factory=list)  # capabilities of the worker that runs it
 
     @field_validator("compensate", mode="before")
     @classmethod

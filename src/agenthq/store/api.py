@@ -199,6 +199,42 @@ class AttemptStart:
 
 
 @dataclass(frozen=True)
+class WorkItem:
+    """An attempt for a worker to run: written with its attempt, in the same batch."""
+
+    run_id: str
+    step_id: str
+    number: int
+    needs: Sequence[str]  # capabilities the worker must have
+    payload: Mapping[str, Any]  # what to run (see engine/remote.py)
+    created_at: float
+
+
+@dataclass(frozen=True)
+class WorkStatus:
+    """Where a work item stands, for the run's scheduler."""
+
+    run_id: str
+    step_id: str
+    number: int
+    state: str  # queued | claimed | done | lost | cancelled
+    worker: str | None
+    lease_expires_at: float | None
+    outcome: Mapping[str, Any] | None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A work item a worker took: run it and report, holding the lease."""
+
+    run_id: str
+    step_id: str
+    number: int
+    payload: Mapping[str, Any]
+    lease_expires_at: float
+
+
+@dataclass(frozen=True)
 class AttemptUpdate:
     """Set fields of an existing attempt: pid/pgid/proc_start once spawned, or its end
     (state, finished_at, exit_code, failure_class, error)."""
@@ -507,10 +543,12 @@ class Batch:
     # (run_id, step_id, why): a ready step that waits (for an agent, a budget) says why in its
     # row's reason, for `agenthq status`; no event, the step did not change state.
     step_notes: list[tuple[str, str, str | None]] = field(default_factory=list)
+    work_items: list[WorkItem] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
-            self.steps
+            self.work_items
+            or self.steps
             or self.runs
             or self.attempt_starts
             or self.attempt_updates
@@ -613,6 +651,50 @@ class Store(Protocol):
 
     def active_runs(self, automation: str) -> list[str]:
         """Unfinished runs this automation started."""
+        ...
+
+    # ---- work for workers (store/work.py) ----------------------------------------------------
+
+    def claim_work(
+        self, worker: str, capabilities: Sequence[str], limit: int, lease_s: float, now: float
+    ) -> list[Claim]:
+        """Take up to `limit` queued items this worker can run, oldest first, each with a
+        lease until now + lease_s. Concurrent workers never take the same item (PostgreSQL:
+        FOR UPDATE SKIP LOCKED; SQLite: one writer at a time)."""
+        ...
+
+    def renew_work(
+        self, worker: str, keys: Sequence[tuple[str, str, int]], until: float
+    ) -> set[tuple[str, str, int]]:
+        """Extend the leases this worker still holds; the keys it no longer holds are left
+        out of the answer (expired and taken back, or the run was cancelled)."""
+        ...
+
+    def finish_work(
+        self, worker: str, key: tuple[str, str, int], outcome: Mapping[str, Any], now: float
+    ) -> bool:
+        """Report a result; False (nothing written) unless this worker still holds it."""
+        ...
+
+    def work_status(self, run_id: str) -> list[WorkStatus]:
+        """The run's items that are not yet collected (queued, claimed, or just ended)."""
+        ...
+
+    def settle_work(
+        self, key: tuple[str, str, int], state: str, *, expired_before: float | None = None
+    ) -> bool:
+        """Move an item to `lost`, `cancelled` or `collected` — fenced: `lost` only while
+        its lease expired before `expired_before`; False when it had moved on."""
+        ...
+
+    def abandon_work(self, run_id: str) -> int:
+        """The run's queued and claimed items become `lost` (its executor died)."""
+        ...
+
+    def append_log(self, key: tuple[str, str, int], stream: str, seq: int, data: str) -> None: ...
+
+    def read_log(self, key: tuple[str, str, int], stream: str) -> str | None:
+        """A worker's log of an attempt, joined; None when no worker stored one."""
         ...
 
     def add_notes(self, notes: Sequence[RunNote], at: float) -> None:

@@ -52,6 +52,7 @@ from agenthq.store import alerts as alert_rows
 from agenthq.store import automations as automation_rows
 from agenthq.store import governance
 from agenthq.store import messages as message_rows
+from agenthq.store import work as work_rows
 from agenthq.store import worktrees as worktree_rows
 from agenthq.store.api import (
     AgentActivity,
@@ -68,6 +69,7 @@ from agenthq.store.api import (
     AutomationRecord,
     Batch,
     BreakerRecord,
+    Claim,
     EventLine,
     EventRecord,
     FireRecord,
@@ -83,6 +85,7 @@ from agenthq.store.api import (
     StepChange,
     StepRecord,
     StoreStats,
+    WorkStatus,
     WorktreeRecord,
 )
 from agenthq.store.chain import canonical_json, link_hash, stored_time, time_json
@@ -395,6 +398,8 @@ class SqlStore:
                 self._update_attempts(conn, batch.attempt_updates)
                 if batch.step_notes:
                     _note_waiting(conn, batch.step_notes)
+                if batch.work_items:
+                    work_rows.insert_items(conn, batch.work_items)
                 notes = governance.write(conn, batch)
                 if notes:
                     closing = len(drafts) - _closing_runs(batch)
@@ -530,6 +535,50 @@ class SqlStore:
         unfinished = [s.value for s in RunState if not s.finished]
         with self._reading() as conn:
             return automation_rows.active_runs(conn, automation, unfinished)
+
+    # ---- work for workers (store/work.py) ---------------------------------------------------
+
+    def claim_work(
+        self, worker: str, capabilities: Sequence[str], limit: int, lease_s: float, now: float
+    ) -> list[Claim]:
+        with self._writing() as conn:
+            return work_rows.claim(conn, worker, capabilities, limit, until=now + lease_s, now=now)
+
+    def renew_work(
+        self, worker: str, keys: Sequence[tuple[str, str, int]], until: float
+    ) -> set[tuple[str, str, int]]:
+        if not keys:
+            return set()
+        with self._writing() as conn:
+            return work_rows.renew(conn, worker, keys, until)
+
+    def finish_work(
+        self, worker: str, key: tuple[str, str, int], outcome: Mapping[str, Any], now: float
+    ) -> bool:
+        with self._writing() as conn:
+            return work_rows.finish(conn, worker, key, outcome, now)
+
+    def work_status(self, run_id: str) -> list[WorkStatus]:
+        with self._reading() as conn:
+            return work_rows.status(conn, run_id)
+
+    def settle_work(
+        self, key: tuple[str, str, int], state: str, *, expired_before: float | None = None
+    ) -> bool:
+        with self._writing() as conn:
+            return work_rows.settle(conn, key, state, expired_before)
+
+    def abandon_work(self, run_id: str) -> int:
+        with self._writing() as conn:
+            return work_rows.abandon(conn, run_id)
+
+    def append_log(self, key: tuple[str, str, int], stream: str, seq: int, data: str) -> None:
+        with self._writing() as conn:
+            work_rows.append_log(conn, key, stream, seq, data)
+
+    def read_log(self, key: tuple[str, str, int], stream: str) -> str | None:
+        with self._reading() as conn:
+            return work_rows.read_log(conn, key, stream)
 
     # ---- worktrees (store/worktrees.py) -----------------------------------------------------
 

@@ -300,6 +300,41 @@ automation_fires = Table(
     Index("ix_automation_fires_at", "automation", "at"),
 )
 
+# Attempts handed to `agenthq worker` processes (revision 0007): queued → claimed (a worker
+# holds a lease it renews) → done | lost | cancelled. Every change is fenced on the state and,
+# once claimed, on the worker: a worker whose lease expired cannot report over a newer try.
+work_items = Table(
+    "work_items",
+    metadata,
+    Column("run_id", String(64), nullable=False),
+    Column("step_id", String(), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("needs", Text, nullable=False),  # capabilities, ",a,b," (empty: any worker)
+    Column("payload", Text, nullable=False),  # what to run, JSON
+    Column("worker", String()),
+    Column("lease_expires_at", Float),
+    Column("created_at", Float, nullable=False),
+    Column("claimed_at", Float),
+    Column("finished_at", Float),
+    Column("outcome", Text),  # JSON: failure_class, exit_code, error, outputs, usage
+    PrimaryKeyConstraint("run_id", "step_id", "number", name="pk_work_items"),
+    Index("ix_work_items_state", "state", "created_at"),
+    Index("ix_work_items_run", "run_id", "state"),
+)
+
+log_chunks = Table(
+    "log_chunks",
+    metadata,
+    Column("run_id", String(64), nullable=False),
+    Column("step_id", String(), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("stream", String(8), nullable=False),  # stdout | stderr
+    Column("seq", Integer, nullable=False),
+    Column("data", Text, nullable=False),
+    PrimaryKeyConstraint("run_id", "step_id", "number", "stream", "seq", name="pk_log_chunks"),
+)
+
 cursors = Table(
     "cursors",
     metadata,

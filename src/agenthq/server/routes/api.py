@@ -252,10 +252,16 @@ def get_logs(
         raise NotFoundError(f"step {step_id!r} of run {rid} has no attempt {attempt}")
     raw = chosen.stdout_path if stream == "stdout" else chosen.stderr_path
     path = _inside_home(ctx, raw)
-    size = path.stat().st_size if path.is_file() else 0
+    stored: bytes | None = None
+    if not path.is_file() and chosen.finished_at is not None:  # ran on a worker
+        text = ctx.store.read_log((rid, step_id, chosen.number), stream)
+        stored = text.encode() if text is not None else None
+    size = path.stat().st_size if path.is_file() else len(stored or b"")
     start = max(0, size - tail) if tail is not None else min(offset, size)
     data = b""
-    if path.is_file():
+    if stored is not None:
+        data = stored[start : start + (limit if tail is None else tail)]
+    elif path.is_file():
         with path.open("rb") as handle:
             handle.seek(start)
             data = handle.read(limit if tail is None else tail)

@@ -1,0 +1,107 @@
+"""The work queue on both backends: claims are exclusive and follow capabilities, leases are
+renewed only by their holder, a result from a worker whose lease expired is refused, and a
+dead executor's work is fenced off."""
+
+from __future__ import annotations
+
+import threading
+
+from agenthq.store.api import Batch, WorkItem
+from agenthq.store.sql import SqlStore
+from tests.conftest import make_run
+
+
+def queue(store: SqlStore, run_id: str, steps: dict[str, list[str]], at: float = 100.0) -> None:
+    store.apply(
+        Batch(
+            at=at,
+            work_items=[
+                WorkItem(run_id, step, 1, needs, {"kind": "shell", "command": f"echo {step}"}, at)
+                for step, needs in steps.items()
+            ],
+        )
+    )
+
+
+def test_claims_follow_capabilities_and_never_overlap(store: SqlStore) -> None:
+    run = make_run(store, ["a", "b", "g1", "g2"])
+    queue(store, run.id, {"a": [], "b": [], "g1": ["gpu"], "g2": ["gpu", "big"]})
+    plain = store.claim_work("cpu-1", [], 10, 30.0, 200.0)
+    assert sorted(c.step_id for c in plain) == ["a", "b"]
+    assert plain[0].payload["kind"] == "shell"
+    assert plain[0].lease_expires_at == 230.0
+    gpu = store.claim_work("gpu-1", ["gpu"], 10, 30.0, 200.0)
+    assert [c.step_id for c in gpu] == ["g1"]
+    big = store.claim_work("gpu-2", ["gpu", "big", "extra"], 10, 30.0, 200.0)
+    assert [c.step_id for c in big] == ["g2"]
+    assert store.claim_work("cpu-2", ["gpu", "big"], 10, 30.0, 200.0) == []
+
+
+def test_racing_workers_take_each_item_once(store: SqlStore) -> None:
+    run = make_run(store, [f"s{i}" for i in range(60)])
+    queue(store, run.id, {f"s{i}": [] for i in range(60)})
+    taken: dict[str, list[str]] = {}
+
+    def work(name: str) -> None:
+        mine: list[str] = []
+        while True:
+            claims = store.claim_work(name, [], 3, 30.0, 200.0)
+            if not claims:
+                break
+            mine += [c.step_id for c in claims]
+        taken[name] = mine
+
+    threads = [threading.Thread(target=work, args=(f"w{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    everything = [step for steps in taken.values() for step in steps]
+    assert sorted(everything) == sorted(f"s{i}" for i in range(60))  # each exactly once
+
+
+def test_only_the_holder_renews_and_reports(store: SqlStore) -> None:
+    run = make_run(store, ["a"])
+    queue(store, run.id, {"a": []})
+    (claim,) = store.claim_work("w1", [], 1, 10.0, 200.0)
+    key = (claim.run_id, claim.step_id, claim.number)
+    assert store.renew_work("w1", [key], 300.0) == {key}
+    assert store.renew_work("w2", [key], 300.0) == set()
+    assert not store.finish_work("w2", key, {"failure_class": None}, 250.0)
+    # The scheduler settles it lost only once its lease expired …
+    assert not store.settle_work(key, "lost", expired_before=299.0)
+    assert store.settle_work(key, "lost", expired_before=301.0)
+    # … and the late result of the worker that held it is refused, not written.
+    assert not store.finish_work("w1", key, {"failure_class": None, "outputs": {"x": 1}}, 302.0)
+    assert store.renew_work("w1", [key], 400.0) == set()
+    assert [s.state for s in store.work_status(run.id)] == []  # lost: nothing to collect
+
+
+def test_a_result_is_collected_once_and_logs_are_kept(store: SqlStore) -> None:
+    run = make_run(store, ["a"])
+    queue(store, run.id, {"a": []})
+    (claim,) = store.claim_work("w1", [], 1, 10.0, 200.0)
+    key = (claim.run_id, claim.step_id, claim.number)
+    store.append_log(key, "stdout", 1, "world\n")
+    store.append_log(key, "stdout", 0, "hello ")
+    assert store.finish_work("w1", key, {"failure_class": None, "exit_code": 0}, 201.0)
+    (status,) = store.work_status(run.id)
+    assert (status.state, status.worker, status.outcome) == (
+        "done",
+        "w1",
+        {"failure_class": None, "exit_code": 0},
+    )
+    assert store.settle_work(key, "collected")
+    assert not store.settle_work(key, "collected")
+    assert store.read_log(key, "stdout") == "hello world\n"
+    assert store.read_log(key, "stderr") is None
+
+
+def test_a_dead_executors_work_is_fenced(store: SqlStore) -> None:
+    run = make_run(store, ["a", "b"])
+    queue(store, run.id, {"a": [], "b": []})
+    (claim,) = store.claim_work("w1", [], 1, 30.0, 200.0)
+    assert store.abandon_work(run.id) == 2
+    assert store.claim_work("w2", [], 5, 30.0, 201.0) == []
+    key = (claim.run_id, claim.step_id, claim.number)
+    assert not store.finish_work("w1", key, {"failure_class": None}, 202.0)
