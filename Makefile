@@ -30,6 +30,7 @@ bench: install
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/serve_bench.py
 	$(BIN)/python benchmarks/long_running.py
+	$(BIN)/python benchmarks/workers_bench.py
 
 eval: install
 	$(BIN)/python benchmarks/eval.py

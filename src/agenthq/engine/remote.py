@@ -91,14 +91,13 @@ class RemoteBoard:
         run_id: str,
         *,
         clock: Callable[[], float] = time.time,
-        poll_interval: float = 0.05,
+        poll_interval: float = 0.25,  # at most; a worker's report wakes it (PostgreSQL)
     ) -> None:
         self.store = store
         self.run_id = run_id
         self.clock = clock
         self.poll_interval = poll_interval
         self.waiting: dict[Key, asyncio.Future[Outcome]] = {}
-        self.claimed_by: dict[Key, str] = {}
         self._poller: asyncio.Task[None] | None = None
 
     def expect(self, key: Key) -> asyncio.Future[Outcome]:
@@ -116,27 +115,28 @@ class RemoteBoard:
 
     async def _poll(self) -> None:
         while self.waiting:
-            statuses = await asyncio.to_thread(self.store.work_status, self.run_id)
             now = self.clock()
-            for status in statuses:
+            due = await asyncio.to_thread(self.store.work_status, self.run_id, due_before=now)
+            collected: list[Key] = []
+            results: list[tuple[Key, asyncio.Future[Outcome], Outcome]] = []
+            for status in due:
                 key = (status.run_id, status.step_id, status.number)
                 future = self.waiting.get(key)
                 if future is None or future.done():
                     continue
                 if status.state == "done":
-                    await asyncio.to_thread(self.store.settle_work, key, "collected")
-                    self.waiting.pop(key, None)
-                    future.set_result(outcome_of(status.outcome or {}))
-                elif status.state == "claimed":
-                    if status.worker:
-                        self.claimed_by[key] = status.worker
-                    expired = status.lease_expires_at is not None and status.lease_expires_at < now
-                    if expired and await asyncio.to_thread(
-                        self.store.settle_work, key, "lost", expired_before=now
-                    ):
-                        self.waiting.pop(key, None)
-                        future.set_result(LOST)
-            await asyncio.sleep(self.poll_interval)
+                    collected.append(key)
+                    results.append((key, future, outcome_of(status.outcome or {})))
+                elif await asyncio.to_thread(
+                    self.store.settle_work, key, "lost", expired_before=now
+                ):
+                    results.append((key, future, LOST))
+            await asyncio.to_thread(self.store.collect_work, collected)
+            for key, future, outcome in results:
+                self.waiting.pop(key, None)
+                future.set_result(outcome)
+            if self.waiting and not results:
+                await asyncio.to_thread(self.store.wait_for_signal, "results", self.poll_interval)
 
 
 class RemoteExecutor:

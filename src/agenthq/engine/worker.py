@@ -46,7 +46,7 @@ class Worker:
         capabilities: Sequence[str] = (),
         concurrency: int = 4,
         lease_s: float = 30.0,
-        poll_interval: float = 0.2,
+        poll_interval: float = 1.0,  # at most; queued work wakes it at once (PostgreSQL)
         name: str | None = None,
         clock: Callable[[], float] = time.time,
         log: Callable[[str], None] | None = None,
@@ -91,15 +91,33 @@ class Worker:
                 if self.clock() >= next_renewal:
                     next_renewal = self.clock() + renew_every
                     await self._renew()
-                self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+                if self._wake.is_set():
+                    self._wake.clear()  # a slot freed while we worked: claim again now
+                elif len(self.active) < self.concurrency:
+                    await self._idle()  # the queue had less than we could take
+                else:
+                    with contextlib.suppress(TimeoutError):  # full: until a slot frees
+                        await asyncio.wait_for(self._wake.wait(), renew_every)
         finally:
             for task in self.active.values():
                 task.cancel()
             for task in list(self.active.values()):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    async def _idle(self) -> None:
+        """Until work is queued (a NOTIFY), a slot frees up, or the poll interval passed."""
+        signal = asyncio.ensure_future(
+            asyncio.to_thread(
+                self.store.wait_for_signal, "work", min(self.poll_interval, self.lease_s / 3)
+            )
+        )
+        freed = asyncio.ensure_future(self._wake.wait())
+        await asyncio.wait({signal, freed}, return_when=asyncio.FIRST_COMPLETED)
+        freed.cancel()
+        if not signal.done():
+            # The thread ends on its own time-out; do not leave its result unobserved.
+            signal.add_done_callback(lambda task: task.exception())
 
     async def _renew(self) -> None:
         keys = list(self.active)

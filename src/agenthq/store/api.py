@@ -676,8 +676,14 @@ class Store(Protocol):
         """Report a result; False (nothing written) unless this worker still holds it."""
         ...
 
-    def work_status(self, run_id: str) -> list[WorkStatus]:
-        """The run's items that are not yet collected (queued, claimed, or just ended)."""
+    def work_status(self, run_id: str, *, due_before: float | None = None) -> list[WorkStatus]:
+        """The run's items that are not yet collected (queued, claimed, or just ended); with
+        `due_before`, only those the scheduler must act on: reported ones and claims whose
+        lease expired before then."""
+        ...
+
+    def collect_work(self, keys: Sequence[tuple[str, str, int]]) -> None:
+        """Mark reported items as read by the scheduler, in one transaction."""
         ...
 
     def settle_work(
@@ -685,6 +691,13 @@ class Store(Protocol):
     ) -> bool:
         """Move an item to `lost`, `cancelled` or `collected` — fenced: `lost` only while
         its lease expired before `expired_before`; False when it had moved on."""
+        ...
+
+    def wait_for_signal(self, channel: str, timeout: float) -> bool:
+        """Block up to `timeout` s for a signal on `channel` ("work": items were queued;
+        "results": a worker reported). PostgreSQL delivers them with LISTEN/NOTIFY, so
+        workers and schedulers wake at once instead of polling; elsewhere this just sleeps.
+        True when a signal came."""
         ...
 
     def abandon_work(self, run_id: str) -> int:

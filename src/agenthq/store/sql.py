@@ -167,6 +167,7 @@ class SqlStore:
         self._writer = engine.execution_options(**{WRITE_OPTION: True})
         self._shown = make_url(url).render_as_string(hide_password=True)
         self._sane_multi_rowcount = engine.dialect.supports_sane_multi_rowcount
+        self._listeners: dict[tuple[str, int], Any] = {}  # (channel, thread) → LISTEN connection
 
     def __enter__(self) -> Self:
         return self
@@ -180,6 +181,9 @@ class SqlStore:
         self.close()
 
     def close(self) -> None:
+        for listener in self._listeners.values():
+            listener.close()
+        self._listeners.clear()
         self._engine.dispose()
 
     # ---- transactions ---------------------------------------------------------------------
@@ -400,6 +404,7 @@ class SqlStore:
                     _note_waiting(conn, batch.step_notes)
                 if batch.work_items:
                     work_rows.insert_items(conn, batch.work_items)
+                    _notify(conn, "work")
                 notes = governance.write(conn, batch)
                 if notes:
                     closing = len(drafts) - _closing_runs(batch)
@@ -556,17 +561,49 @@ class SqlStore:
         self, worker: str, key: tuple[str, str, int], outcome: Mapping[str, Any], now: float
     ) -> bool:
         with self._writing() as conn:
-            return work_rows.finish(conn, worker, key, outcome, now)
+            accepted = work_rows.finish(conn, worker, key, outcome, now)
+            if accepted:
+                _notify(conn, "results")
+            return accepted
 
-    def work_status(self, run_id: str) -> list[WorkStatus]:
+    def work_status(self, run_id: str, *, due_before: float | None = None) -> list[WorkStatus]:
         with self._reading() as conn:
-            return work_rows.status(conn, run_id)
+            return work_rows.status(conn, run_id, due_before)
+
+    def collect_work(self, keys: Sequence[tuple[str, str, int]]) -> None:
+        if keys:
+            with self._writing() as conn:
+                work_rows.collect(conn, keys)
 
     def settle_work(
         self, key: tuple[str, str, int], state: str, *, expired_before: float | None = None
     ) -> bool:
         with self._writing() as conn:
             return work_rows.settle(conn, key, state, expired_before)
+
+    def wait_for_signal(self, channel: str, timeout: float) -> bool:
+        if self._engine.dialect.name != "postgresql":
+            time.sleep(timeout)
+            return False
+        listener = self._listener(channel)
+        return any(True for _ in listener.notifies(timeout=timeout, stop_after=1))
+
+    def _listener(self, channel: str) -> Any:
+        """One autocommit psycopg connection per channel and thread, LISTENing."""
+        import threading
+
+        key = (channel, threading.get_ident())
+        found = self._listeners.get(key)
+        if found is None or found.closed:
+            import psycopg
+
+            conninfo = self._engine.url.set(drivername="postgresql").render_as_string(
+                hide_password=False
+            )
+            found = psycopg.connect(conninfo, autocommit=True)
+            found.execute(f"LISTEN agenthq_{channel}")
+            self._listeners[key] = found
+        return found
 
     def abandon_work(self, run_id: str) -> int:
         with self._writing() as conn:
@@ -1207,6 +1244,12 @@ _EVENT_SELECT: Select[Any] = select(
     events.c.prev_hash,
     events.c.hash,
 )
+
+
+def _notify(conn: Connection, channel: str) -> None:
+    """Wake the listeners of `channel` when this transaction commits (PostgreSQL only)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"NOTIFY agenthq_{channel}")
 
 
 def _run_record(row: Sequence[Any], counts: Mapping[str, int] | None = None) -> RunRecord:

@@ -73,8 +73,13 @@ def claim(
         )
         .where(work_items.c.state == "queued")
         .order_by(work_items.c.created_at, work_items.c.run_id, work_items.c.step_id)
-        .limit(max(limit, CANDIDATES))
     )
+    if capabilities:
+        # Some items may need what this worker lacks: look at more than it takes.
+        query = query.limit(max(limit * 4, CANDIDATES))
+    else:
+        # It can take only items that need nothing: lock no more rows than it will take.
+        query = query.where(work_items.c.needs == "").limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     have = set(capabilities)
@@ -116,7 +121,9 @@ def finish(conn: Connection, worker: str, key: Key, outcome: Mapping[str, Any], 
     return result.rowcount == 1
 
 
-def status(conn: Connection, run_id: str) -> list[WorkStatus]:
+def status(conn: Connection, run_id: str, expired_before: float | None = None) -> list[WorkStatus]:
+    """Everything not collected; with `expired_before`, only what the scheduler must act on:
+    reported items and claims whose lease ran out."""
     query = select(
         work_items.c.run_id,
         work_items.c.step_id,
@@ -125,11 +132,27 @@ def status(conn: Connection, run_id: str) -> list[WorkStatus]:
         work_items.c.worker,
         work_items.c.lease_expires_at,
         work_items.c.outcome,
-    ).where(work_items.c.run_id == run_id, work_items.c.state.in_(("queued", "claimed", "done")))
+    ).where(work_items.c.run_id == run_id)
+    if expired_before is None:
+        query = query.where(work_items.c.state.in_(("queued", "claimed", "done")))
+    else:
+        query = query.where(
+            (work_items.c.state == "done")
+            | ((work_items.c.state == "claimed") & (work_items.c.lease_expires_at < expired_before))
+        )
     return [
         WorkStatus(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]) if r[6] else None)
         for r in conn.execute(query)
     ]
+
+
+def collect(conn: Connection, keys: Sequence[Key]) -> None:
+    for key in keys:
+        conn.execute(
+            update(work_items)
+            .where(_key(key), work_items.c.state == "done")
+            .values(state="collected")
+        )
 
 
 def settle(conn: Connection, key: Key, state: str, expired_before: float | None) -> bool:
