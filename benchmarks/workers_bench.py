@@ -25,6 +25,7 @@ from typing import Any
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+AGENTHQ = (sys.executable, "-m", "agenthq")
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from workloads import w3_layered  # noqa: E402
@@ -100,8 +101,7 @@ def run_on_workers(server: Any, plan: dict[str, Any], count: int, tag: str) -> f
         procs = workers(url, home, count)
         try:
             done = subprocess.run(
-                [sys.executable, "-m", "agenthq", "run", str(path), "--on-workers"]
-                + ["--quiet", "--max-workers", "400"],
+                [*AGENTHQ, "run", str(path), "--on-workers", "--quiet", "--max-workers", "400"],
                 env=env_for(url, home),
                 cwd=home,
                 capture_output=True,
@@ -180,8 +180,7 @@ def kill_cost(server: Any, lease: float = 3.0) -> float:
         path.write_text(yaml.safe_dump(plan))
         (doomed,) = workers(url, home, 1, "--lease", f"{lease}s")
         run = subprocess.Popen(
-            [sys.executable, "-m", "agenthq", "run", str(path), "--on-workers", "--quiet"]
-            + ["--max-workers", "8"],
+            [*AGENTHQ, "run", str(path), "--on-workers", "--quiet", "--max-workers", "8"],
             env=env_for(url, home),
             cwd=home,
             stdout=subprocess.DEVNULL,
