@@ -15,7 +15,7 @@ from agenthq.events.metrics import Metrics
 from agenthq.server import auth
 from agenthq.server.app import ServerContext, create_app
 from agenthq.server.feed import EventHub
-from agenthq.server.host import RunHost
+from agenthq.server.host import RunHost, workers_enabled
 from agenthq.server.host_process import METRICS_FILE
 from agenthq.store import open_store
 
@@ -34,6 +34,7 @@ def build_app(
     agents = agents_from_table(settings.tables.get("agents", {}), str(settings.config_file))
     # Refuse bad [alerts] settings now: the run host evaluates them in its own process.
     build_evaluator(store, settings.tables, settings.config_file, os.environ)
+    workers_enabled(settings.tables, settings.config_file)  # and [workers]
     runner = Runner(store, home=settings.home, gates=gate_config, agents=agents)
     ctx = ServerContext(
         store=store,

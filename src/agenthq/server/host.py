@@ -15,20 +15,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from agenthq.engine.ownership import QUEUED
 from agenthq.engine.runner import Runner, RunOptions
-from agenthq.errors import AgentHQError
+from agenthq.errors import AgentHQError, ConfigError
 from agenthq.states import RunState
 from agenthq.store.api import RunRecord
 
 log = logging.getLogger("agenthq.server")
 
 
+def workers_enabled(tables: Mapping[str, Any], config_file: object) -> bool:
+    """`[workers] enabled = true` in agenthq.toml: runs the server executes send their steps
+    to `agenthq worker` processes. ConfigError for anything but a table with a boolean."""
+    table = tables.get("workers", {})
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"{config_file}: [workers] must be a table")
+    unknown = sorted(set(table) - {"enabled"})
+    if unknown:
+        raise ConfigError(f"{config_file}: [workers] has unknown key {unknown[0]!r}; use enabled")
+    enabled = table.get("enabled", False)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{config_file}: [workers] enabled must be true or false")
+    return enabled
+
+
 class RunHost:
-    def __init__(self, runner: Runner, *, poll_interval: float = 0.25) -> None:
+    def __init__(
+        self, runner: Runner, *, poll_interval: float = 0.25, on_workers: bool = False
+    ) -> None:
         self.runner = runner
         self.poll_interval = poll_interval
+        self.on_workers = on_workers  # `[workers] enabled`: steps go to `agenthq worker`s
         self.tasks: dict[str, asyncio.Task[None]] = {}
 
     def queue(self, run_id: str) -> None:
@@ -85,7 +105,7 @@ class RunHost:
     async def _execute(self, run_id: str) -> None:
         try:
             self.runner.store.claim_run(run_id, self.runner.owner, steal_from=QUEUED)
-            await self.runner.execute_async(run_id, options=RunOptions())
+            await self.runner.execute_async(run_id, options=RunOptions(on_workers=self.on_workers))
         except asyncio.CancelledError:
             # The server is stopping: hand the run back to the queue, so the next `serve`
             # continues it (its interrupted attempts become `lost` and retry by policy).

@@ -31,7 +31,7 @@ from agenthq.engine.gating import gate_config_from_tables
 from agenthq.engine.runner import Runner
 from agenthq.engine.scheduler import SchedulerOptions
 from agenthq.errors import AgentHQError
-from agenthq.server.host import RunHost
+from agenthq.server.host import RunHost, workers_enabled
 from agenthq.store import open_store
 
 METRICS_FILE = "run-host.metrics.json"
@@ -66,7 +66,8 @@ async def serve_runs(poll_interval: float, automation_every: float = 1.0) -> Non
         agents=agents_from_table(settings.tables.get("agents", {}), str(settings.config_file)),
         scheduler_options=replace(SchedulerOptions(), on_tick=ticks.observe),
     )
-    host = RunHost(runner, poll_interval=poll_interval)
+    enabled = workers_enabled(settings.tables, settings.config_file)
+    host = RunHost(runner, poll_interval=poll_interval, on_workers=enabled)
     main = asyncio.current_task()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
