@@ -105,3 +105,21 @@ def test_a_dead_executors_work_is_fenced(store: SqlStore) -> None:
     assert store.claim_work("w2", [], 5, 30.0, 201.0) == []
     key = (claim.run_id, claim.step_id, claim.number)
     assert not store.finish_work("w1", key, {"failure_class": None}, 202.0)
+
+
+def test_doctor_reports_stale_leases(store: SqlStore) -> None:
+    from agenthq.engine.doctor import check_store
+    from agenthq.states import RunState
+    from agenthq.store.api import RunChange
+
+    run = make_run(store, ["a"])
+    store.apply(Batch(at=150.0, runs=[RunChange(run.id, RunState.PENDING, RunState.RUNNING)]))
+    queue(store, run.id, {"a": []})
+    store.claim_work("w-gone", [], 1, 10.0, 200.0)
+    findings, _ = check_store(store, 205.0)
+    assert [f.level for f in findings if f.check == "leases"] == ["ok"]
+    findings, _ = check_store(store, 211.0)
+    (stale,) = [f for f in findings if f.check == "leases"]
+    assert stale.level == "degraded"
+    assert "w-gone" in stale.message
+    assert f"agenthq resume {run.id}" in stale.message

@@ -102,9 +102,15 @@ def check_store(store: Store, now: float) -> tuple[list[Finding], list[str]]:
     """Findings about runs and approvals; and the ids of runs nobody executes (fixable)."""
     findings: list[Finding] = []
     orphans: list[str] = []
+    stale: list[tuple[str, str]] = []  # (run, worker) of claims whose lease ran out
     for run in store.list_runs(limit=10_000):
         if run.state.finished or run.state.value == "pending":
             continue
+        stale += [
+            (run.id, item.worker or "?")
+            for item in store.work_status(run.id, due_before=now)
+            if item.state == "claimed"
+        ]
         running = run.step_counts.get("running", 0) + run.step_counts.get("queued", 0)
         if running and not owner_alive(run.owner, run.heartbeat_at, now):
             orphans.append(run.id)
@@ -118,6 +124,19 @@ def check_store(store: Store, now: float) -> tuple[list[Finding], list[str]]:
             )
     if not orphans:
         findings.append(Finding("runs", "ok", "every running run has a live process"))
+    if stale:
+        run_id, worker = stale[0]
+        findings.append(
+            Finding(
+                "leases",
+                "degraded",
+                f"{len(stale)} step(s) held by workers whose lease expired (e.g. {worker} in "
+                f"run {run_id}); the run's scheduler retries them — if no process executes "
+                f"it, `agenthq resume {run_id}`",
+            )
+        )
+    else:
+        findings.append(Finding("leases", "ok", "no worker holds a step past its lease"))
     late = [
         a
         for a in store.list_approvals(state=ApprovalState.PENDING)
