@@ -19,7 +19,17 @@ from agenthq.errors import ConfigError
 CONFIG_FILE = "agenthq.toml"
 _KNOWN = {"home", "db_url", "max_workers"}
 # Tables read by other layers (the gates, the agents); config only checks they are tables.
-_TABLES = ("agenthq", "policy", "gates", "approvals", "budgets", "breaker", "agents", "alerts")
+_TABLES = (
+    "agenthq",
+    "policy",
+    "gates",
+    "approvals",
+    "budgets",
+    "breaker",
+    "agents",
+    "alerts",
+    "workers",
+)
 
 
 @dataclass(frozen=True)
