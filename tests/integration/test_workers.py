@@ -5,6 +5,7 @@ another worker after its lease expires, and its late result could not count."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -162,3 +163,30 @@ def test_a_killed_workers_steps_finish_on_another(
         ]
     # The lease (2 s) had to run out before anyone else could take them.
     assert time.monotonic() - killed_at >= 2.0
+
+
+def test_serve_sends_steps_to_workers_when_enabled(pg_url: str, tmp_path: Path) -> None:
+    from tests.server_fixture import serve
+
+    project = tmp_path / "project"
+    project.mkdir()
+    worker = start_worker(pg_url, tmp_path / "w", "--concurrency", "2")
+    served = serve(
+        project,
+        environ={"AGENTHQ_DB_URL": pg_url},
+        toml="[workers]\nenabled = true\n",
+        allow=("echo *",),
+    )
+    live = next(served)
+    try:
+        plan = "name: remote\nsteps:\n  - id: hello\n    run: echo hello from a worker\n"
+        with live.client() as http:
+            run = http.post("/api/runs", json={"plan": plan}).json()
+            assert live.wait_run(run["id"], ("succeeded", "failed"))["state"] == "succeeded"
+            logs = http.get(f"/api/runs/{run['id']}/steps/hello/logs").json()
+        assert logs["text"] == "hello from a worker\n"  # from the database: the worker ran it
+    finally:
+        with contextlib.suppress(StopIteration):
+            next(served)
+        (out,) = stop(worker)
+    assert "stopped after 1 step(s)" in out
