@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from agenthq.store import HEAD_REVISION
 from tests.conftest import postgres_database
 from tests.e2e.conftest import Cli
 from tests.e2e.test_kill_and_resume import layered_plan
@@ -25,8 +26,8 @@ def test_db_check_and_upgrade(pg: Cli) -> None:
     assert empty.code == 1
     assert "has no agenthq schema; `agenthq db upgrade` creates it" in empty.out
     assert "postgresql+psycopg://" in empty.out
-    assert pg("db", "upgrade", check=True).out.strip().endswith("is at schema 0006")
-    assert "reachable, at schema 0006" in pg("db", "check", check=True).out
+    assert pg("db", "upgrade", check=True).out.strip().endswith(f"is at schema {HEAD_REVISION}")
+    assert f"reachable, at schema {HEAD_REVISION}" in pg("db", "check", check=True).out
     pg.extra_env["AGENTHQ_DB_URL"] = "postgresql+psycopg://agenthq@127.0.0.1:1/nowhere"
     down = pg("db", "check")
     assert down.code == 1
