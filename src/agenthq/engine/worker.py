@@ -139,7 +139,13 @@ class Worker:
                     FailureClass.INFRASTRUCTURE, error=f"this worker cannot import it: {exc}"
                 )
             else:
-                outcome = await executor.run(invocation, lambda pid, pgid: None)
+                try:
+                    outcome = await executor.run(invocation, lambda pid, pgid: None)
+                except Exception as exc:  # an executor bug still gets the attempt an end
+                    outcome = Outcome(
+                        FailureClass.INFRASTRUCTURE,
+                        error=f"worker error: {type(exc).__name__}: {exc}",
+                    )
                 await asyncio.to_thread(self._store_logs, key, invocation, claim.payload)
             accepted = await asyncio.to_thread(
                 self.store.finish_work, self.name, key, report_of(outcome), self.clock()
