@@ -145,3 +145,31 @@ def test_roll_back_by_clicking(live: LiveServer) -> None:
             expect(page.locator('button[data-action="rollback"]')).to_have_count(0)
         finally:
             browser.close()
+
+
+def test_schedules_page_lists_them_and_pauses_by_clicking(live: LiveServer) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    from tests.e2e.test_dashboard import ARTIFACTS, CHROMIUM, FLAGS
+
+    (Path(live.project) / "weekly.yaml").write_text(
+        NIGHTLY.replace("name: nightly", "name: weekly").replace("0 3 * * *", "0 6 * * 1")
+    )
+    agenthq(live, "schedule", "add", "weekly.yaml", "--tz", "Europe/Berlin")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 800})
+            page.goto(f"{live.url}/login?token={live.token}")
+            page.goto(f"{live.url}/schedules")
+            row = page.locator('tr[data-automation="weekly"]')
+            expect(row).to_contain_text("cron '0 6 * * 1' Europe/Berlin")
+            expect(row).to_contain_text("+01:00")  # the next tick, in its own zone (winter)
+            row.locator('button[data-automation-action="pause"]').click()
+            expect(row.locator(".s-paused")).to_have_count(1)
+            ARTIFACTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(ARTIFACTS / "schedules.png"), full_page=True)
+            row.locator('button[data-automation-action="resume"]').click()
+            expect(row.locator(".s-paused")).to_have_count(0)
+        finally:
+            browser.close()

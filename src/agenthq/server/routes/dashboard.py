@@ -245,6 +245,42 @@ def alerts_page(ctx: Ctx) -> HTMLResponse:
     return page("alerts.html", ctx, seq=seq, alerts=live, resolved=resolved, nav="alerts")
 
 
+@router.get("/schedules")
+def schedules_page(ctx: Ctx) -> HTMLResponse:
+    from agenthq.engine import cron
+    from agenthq.engine.automation import describe
+
+    seq = ctx.hub.last_seq
+    automations = []
+    for a in ctx.store.list_automations():
+        last = ctx.store.list_fires(a.id, 1)
+        tz = str(a.settings.get("tz", "UTC"))
+        automations.append(
+            {
+                "id": a.id,
+                "kind": a.kind,
+                "plan": a.plan,
+                "paused": a.paused,
+                "when": describe(a),
+                "next": cron.iso(a.next_at, tz) if a.next_at and a.kind == "schedule" else None,
+                "last": last[0] if last else None,
+            }
+        )
+    fires = [
+        {
+            "at": f.at,
+            "automation": f.automation,
+            "outcome": f.outcome,
+            "run_id": f.run_id,
+            "detail": " ".join(f"{k}={v}" for k, v in f.details.items() if k != "active"),
+        }
+        for f in ctx.store.list_fires(None, 30)
+    ]
+    return page(
+        "schedules.html", ctx, seq=seq, automations=automations, fires=fires, nav="schedules"
+    )
+
+
 @router.get("/agents")
 def agents_page(ctx: Ctx) -> HTMLResponse:
     seq = ctx.hub.last_seq  # before the data, so the stream misses nothing it lacks

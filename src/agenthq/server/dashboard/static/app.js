@@ -25,7 +25,7 @@ function setState(el, state) {
   el.classList.add("s-" + state);
 }
 
-function liveEvents(runId, onEvent) {
+function liveEvents(runId, onEvent, extraKinds = []) {
   // Only what happens after the page was drawn: the page already shows everything before.
   const params = new URLSearchParams({ after: document.body.dataset.seq || "0" });
   if (runId) params.set("run", runId);
@@ -35,7 +35,7 @@ function liveEvents(runId, onEvent) {
   source.onopen = () => indicator && indicator.classList.add("on");
   source.onerror = () => indicator && indicator.classList.remove("on");
   source.onmessage = (e) => onEvent(JSON.parse(e.data));
-  for (const kind of ["step", "run", "approval.requested", "approval.decided", "approval.expired", "agent.quarantined", "agent.released"]) {
+  for (const kind of ["step", "run", "approval.requested", "approval.decided", "approval.expired", "agent.quarantined", "agent.released", ...extraKinds]) {
     source.addEventListener(kind, (e) => onEvent(JSON.parse(e.data)));
   }
   return source;
@@ -205,6 +205,13 @@ function decisions() {
       location.reload();
     } catch (err) { alert(err.message); button.disabled = false; }
   }));
+  $$("button[data-automation-action]").forEach((button) => button.addEventListener("click", async () => {
+    button.disabled = true;
+    try {
+      await api(`/api/automations/${encodeURIComponent(button.dataset.id)}/${button.dataset.automationAction}`, { method: "POST" });
+      location.reload();
+    } catch (err) { alert(err.message); button.disabled = false; }
+  }));
   $$("button[data-release]").forEach((button) => button.addEventListener("click", async () => {
     const note = prompt(`Release agent ${button.dataset.release}? Say why (kept in the audit log):`);
     if (note === null) return;
@@ -243,5 +250,6 @@ document.addEventListener("DOMContentLoaded", () => {
   if (page === "run") runPage();
   else if (page === "overview") overviewPage();
   else if (page === "approvals") liveEvents(null, (e) => { if (e.kind === "approval.requested") location.reload(); });
-  else if (page === "alerts") liveEvents(null, (e) => { if (e.kind.startsWith("alert.")) location.reload(); });
+  else if (page === "alerts") liveEvents(null, (e) => { if (e.kind.startsWith("alert.")) location.reload(); }, ["alert.raised", "alert.acknowledged", "alert.resolved"]);
+  else if (page === "schedules") liveEvents(null, (e) => { if (e.kind === "run.created" && e.details && e.details.origin) location.reload(); }, ["run.created"]);
 });
