@@ -231,7 +231,7 @@ function overviewPage() {
       clearTimeout(timer);
       timer = setTimeout(() => location.reload(), 500);
     }
-  });
+  }, ["run.created"]);
 }
 
 async function approvalCount() {
