@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agenthq.cli import common
-from agenthq.store.api import AutomationRecord, FireRecord
+from agenthq.events.serialize import automation_json, fire_json
 
 schedule_app = typer.Typer(help="Run plans on a cron schedule (inside `agenthq serve`).")
 triggers_app = typer.Typer(
@@ -118,10 +118,7 @@ def _listing(kinds: tuple[str, ...], json_output: bool, title: str) -> None:
     last = {a.id: store.list_fires(a.id, 1) for a in found}
     if json_output:
         common.print_json(
-            [
-                {**automation_json(a), "last": fire_json(last[a.id][0]) if last[a.id] else None}
-                for a in found
-            ]
+            [automation_json(a, last[a.id][0] if last[a.id] else None) for a in found]
         )
         return
     if not found:
@@ -229,26 +226,3 @@ def _history(name: str, json_output: bool, limit: int) -> None:
         extra = " ".join(f"{k}={v}" for k, v in fire.details.items())
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(fire.at))
         print(f"{when}  {fire.outcome:<22} {fire.run_id or '-':<24} {extra}")
-
-
-def automation_json(record: AutomationRecord) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "kind": record.kind,
-        "plan": record.plan,
-        "plan_path": record.plan_path,
-        "settings": dict(record.settings),
-        "params": dict(record.params),
-        "paused": record.paused,
-        "next_at": record.next_at,
-    }
-
-
-def fire_json(fire: FireRecord) -> dict[str, Any]:
-    return {
-        "key": fire.key,
-        "outcome": fire.outcome,
-        "run_id": fire.run_id,
-        "at": fire.at,
-        "details": dict(fire.details),
-    }

@@ -14,8 +14,10 @@ from agenthq.store.api import (
     AlertRecord,
     ApprovalRecord,
     AttemptRecord,
+    AutomationRecord,
     BreakerRecord,
     EventRecord,
+    FireRecord,
     GateRecord,
     RunRecord,
     StepRecord,
@@ -149,4 +151,30 @@ def alert_json(a: AlertRecord) -> dict[str, Any]:
         "resolved_at": a.resolved_at,
         "run_id": a.run_id,
         "details": dict(a.details),
+    }
+
+
+def fire_json(fire: FireRecord) -> dict[str, Any]:
+    """One tick or match of a schedule or trigger, and what came of it."""
+    return {
+        "key": fire.key,
+        "outcome": fire.outcome,
+        "run_id": fire.run_id,
+        "at": fire.at,
+        "details": dict(fire.details),
+    }
+
+
+def automation_json(record: AutomationRecord, last: FireRecord | None = None) -> dict[str, Any]:
+    """A schedule or trigger, with its last outcome."""
+    return {
+        "id": record.id,
+        "kind": record.kind,
+        "plan": record.plan,
+        "plan_path": record.plan_path,
+        "settings": dict(record.settings),
+        "params": dict(record.params),
+        "paused": record.paused,
+        "next_at": record.next_at,
+        "last": fire_json(last) if last is not None else None,
     }

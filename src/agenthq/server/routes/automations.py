@@ -8,35 +8,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
 
+from agenthq.events import serialize
 from agenthq.server.app import ServerContext, context
-from agenthq.store.api import AutomationRecord, FireRecord
+from agenthq.store.api import AutomationRecord
 
 router = APIRouter(prefix="/api", tags=["automations"])
 Ctx = Annotated[ServerContext, Depends(context)]
 Id = Annotated[str, Path(max_length=200)]
 
 
-def _fire(fire: FireRecord) -> dict[str, Any]:
-    return {
-        "key": fire.key,
-        "outcome": fire.outcome,
-        "run_id": fire.run_id,
-        "at": fire.at,
-        "details": dict(fire.details),
-    }
-
-
-def _automation(record: AutomationRecord, last: list[FireRecord]) -> dict[str, Any]:
-    return {
-        "id": record.id,
-        "kind": record.kind,
-        "plan": record.plan,
-        "settings": dict(record.settings),
-        "params": dict(record.params),
-        "paused": record.paused,
-        "next_at": record.next_at,
-        "last": _fire(last[0]) if last else None,
-    }
+def _automation(ctx: ServerContext, record: AutomationRecord) -> dict[str, Any]:
+    last = ctx.store.list_fires(record.id, 1)
+    return serialize.automation_json(record, last[0] if last else None)
 
 
 @router.get("/automations")
@@ -45,7 +28,7 @@ def list_automations(
 ) -> dict[str, Any]:
     """Schedules (`kind=schedule`) and triggers (`after`, `on`), with their last outcome."""
     found = ctx.store.list_automations(kind)
-    return {"automations": [_automation(a, ctx.store.list_fires(a.id, 1)) for a in found]}
+    return {"automations": [_automation(ctx, a) for a in found]}
 
 
 @router.get("/automations/{automation_id}/fires")
@@ -54,14 +37,14 @@ def list_fires(
 ) -> dict[str, Any]:
     """Every tick or match, newest first: started (with its run) or why it did not start."""
     ctx.store.get_automation(automation_id)
-    return {"fires": [_fire(f) for f in ctx.store.list_fires(automation_id, limit)]}
+    return {"fires": [serialize.fire_json(f) for f in ctx.store.list_fires(automation_id, limit)]}
 
 
 @router.post("/automations/{automation_id}/pause")
 def pause(automation_id: Id, ctx: Ctx) -> dict[str, Any]:
     """Start no runs from it until resumed."""
     record = ctx.store.set_automation(automation_id, paused=True)
-    return _automation(record, ctx.store.list_fires(record.id, 1))
+    return _automation(ctx, record)
 
 
 @router.post("/automations/{automation_id}/resume")
@@ -77,4 +60,4 @@ def resume(automation_id: Id, ctx: Ctx) -> dict[str, Any]:
         settings = record.settings
         next_at = cron.next_tick(str(settings["cron"]), str(settings.get("tz", "UTC")), time.time())
     record = ctx.store.set_automation(automation_id, paused=False, next_at=next_at)
-    return _automation(record, ctx.store.list_fires(record.id, 1))
+    return _automation(ctx, record)
