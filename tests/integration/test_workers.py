@@ -108,6 +108,10 @@ def test_two_workers_run_every_step_once_and_route_by_capability(
     # Logs of steps that ran on workers are in the database.
     (attempt,) = store.get_attempts(record.id, "job[7]")
     assert store.read_log((record.id, "job[7]", attempt.number), "stdout") == '{"n": 7}\n'
+    # Each attempt row says which worker ran it; the gpu step, the gpu worker.
+    owners = {a.step_id: a.owner or "" for a in store.get_attempts(record.id)}
+    assert all(owner.startswith("worker ") for owner in owners.values())
+    assert len({owners[f"job[{i}]"] for i in range(40)} | {owners["gpu"]}) == 2
 
 
 SLOW = """

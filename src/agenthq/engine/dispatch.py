@@ -66,6 +66,8 @@ class Finished:
             fields["cost_usd"] = self.outcome.usage.get("cost_usd")
         if self.outcome.session_id:
             fields["session_id"] = self.outcome.session_id
+        if self.outcome.ran_on:
+            fields["owner"] = self.outcome.ran_on  # the attempt row says which worker ran it
         return AttemptUpdate(
             "",  # filled by the dispatcher's run id below
             self.step_id,

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from agenthq.executors.base import Invocation, Outcome, StartedCallback
@@ -58,7 +59,7 @@ def work_item(
     )
 
 
-def outcome_of(report: Mapping[str, Any]) -> Outcome:
+def outcome_of(report: Mapping[str, Any], worker: str | None = None) -> Outcome:
     failure = report.get("failure_class")
     return Outcome(
         FailureClass(failure) if failure else None,
@@ -66,6 +67,7 @@ def outcome_of(report: Mapping[str, Any]) -> Outcome:
         error=report.get("error"),
         outputs=dict(report.get("outputs") or {}),
         usage=dict(report.get("usage") or {}),
+        ran_on=f"worker {worker}" if worker else None,
     )
 
 
@@ -126,11 +128,14 @@ class RemoteBoard:
                     continue
                 if status.state == "done":
                     collected.append(key)
-                    results.append((key, future, outcome_of(status.outcome or {})))
+                    results.append((key, future, outcome_of(status.outcome or {}, status.worker)))
                 elif await asyncio.to_thread(
                     self.store.settle_work, key, "lost", expired_before=now
                 ):
-                    results.append((key, future, LOST))
+                    lost = replace(
+                        LOST, ran_on=f"worker {status.worker}" if status.worker else None
+                    )
+                    results.append((key, future, lost))
             await asyncio.to_thread(self.store.collect_work, collected)
             for key, future, outcome in results:
                 self.waiting.pop(key, None)

@@ -84,6 +84,7 @@ class Outcome:
     outputs: Mapping[str, Any] = field(default_factory=dict)
     usage: Mapping[str, float] = field(default_factory=dict)  # tokens; `cost_usd` is money
     session_id: str | None = None  # a coding agent's conversation, for the next attempt
+    ran_on: str | None = None  # the `agenthq worker` that ran it, when not this process
 
     @property
     def succeeded(self) -> bool:

@@ -237,7 +237,7 @@ class Claim:
 @dataclass(frozen=True)
 class AttemptUpdate:
     """Set fields of an existing attempt: pid/pgid/proc_start once spawned, or its end
-    (state, finished_at, exit_code, failure_class, error)."""
+    (state, finished_at, exit_code, failure_class, error; owner: the worker that ran it)."""
 
     run_id: str
     step_id: str

@@ -120,6 +120,7 @@ ATTEMPT_FIELDS = frozenset(
         "cost_usd",
         "usage",
         "session_id",
+        "owner",  # a worker that ran it (engine/remote.py)
     }
 )
 _JSON_FIELDS = frozenset({"outputs", "retries_used", "usage"})
