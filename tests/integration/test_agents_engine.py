@@ -176,7 +176,9 @@ def test_an_agent_that_requires_approval_asks_for_every_step(
     run = runner.run(plan, workspace=workspace, options=WAIT)
     assert run.state.value == "awaiting_approval"
     (ask,) = store.list_approvals(run_id=run.id)
-    assert "risk: approval_required" in " ".join(ask.reasons)
+    # The person is told who asked: the agent, not the step.
+    assert "agent careful has risk: approval_required" in ask.reasons
+    assert "the step declared" not in " ".join(ask.reasons)
     assert ask.step_id == "s"
     assert not any(a.step_id == "s" for a in store.get_attempts(run.id))
 

@@ -61,7 +61,7 @@ def request(
     reasons: list[str] = []
     for r in asking:
         if r.gate == "risk" and "approval_required" in r.reason:
-            reasons.append("the step declared risk: approval_required")
+            reasons.append(r.reason.split("; ", 1)[0])  # who declared it: the step or its agent
         listed = r.details.get("reasons") if r.gate == "risk" else None
         if listed:
             reasons.extend(str(x) for x in listed)

@@ -218,8 +218,15 @@ class GatePipeline:
             agent=agent.name if agent is not None else node.agent,
             writes=node.writes,
             approval_required=node.spec.risk is RiskLevel.APPROVAL_REQUIRED or agent_asks,
+            approval_source=(
+                f"agent {agent.name} has"
+                if agent_asks
+                and agent is not None
+                and node.spec.risk is not RiskLevel.APPROVAL_REQUIRED
+                else "the step declared"
+            ),
         )
-        who = f"agent {agent.name} has" if agent_asks and agent is not None else "the step declared"
+        who = facts.approval_source
         if "risk" in names and (command is not None or facts.approval_required):
             results.extend(self._run(["risk"], facts))
         elif facts.approval_required:

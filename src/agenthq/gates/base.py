@@ -55,7 +55,8 @@ class StepFacts:
     target: str | None = None  # a python step's `module:function`
     agent: str | None = None
     writes: Sequence[str] = ()
-    approval_required: bool = False  # the step declared `risk: approval_required`
+    approval_required: bool = False  # the step (or its agent) declared `risk: approval_required`
+    approval_source: str = "the step declared"  # or "agent NAME has": for the reason text
     # After the step ran:
     stdout_path: Path | None = None
     stderr_path: Path | None = None

@@ -16,7 +16,12 @@ from agenthq.gates.risk import RiskAssessment, assess
 __all__ = ["RiskGate"]
 
 _OUTCOMES = {"run": Outcome.PASS, "ask": Outcome.ASK, "refuse": Outcome.REFUSE}
-_DECLARED = "the step declared risk: approval_required"
+
+
+def _declared(facts: StepFacts) -> str:
+    return f"{facts.approval_source} risk: approval_required"
+
+
 _CACHE_SIZE = 4096
 
 
@@ -43,7 +48,7 @@ class RiskGate:
     def check(self, facts: StepFacts) -> GateResult:
         if facts.command is None:
             if facts.approval_required:
-                return GateResult(self.name, Outcome.ASK, _DECLARED, 0.0, {"reasons": []})
+                return GateResult(self.name, Outcome.ASK, _declared(facts), 0.0, {"reasons": []})
             return GateResult(self.name, Outcome.PASS, "not a shell step", 0.0, {"reasons": []})
         workspace = self.workspace if self.workspace is not None else facts.workspace
         key = (facts.command, workspace)
@@ -56,7 +61,7 @@ class RiskGate:
         outcome = _OUTCOMES[decision.verdict]
         reason = decision.reason
         if facts.approval_required and outcome is Outcome.PASS:
-            outcome, reason = Outcome.ASK, f"{_DECLARED}; {reason}"
+            outcome, reason = Outcome.ASK, f"{_declared(facts)}; {reason}"
         details = {
             "reasons": list(assessment.reasons),
             "rule": decision.matched_rule,
