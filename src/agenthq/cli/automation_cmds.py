@@ -150,31 +150,27 @@ def triggers_list(json_output: JsonOpt = False) -> None:
     _listing(("after", "on"), json_output, "triggers")
 
 
-def _set_paused(automation_id: str, paused: bool) -> None:
-    record = common.store().set_automation(automation_id, paused=paused)
-    print(f"{record.kind} {record.id} {'paused' if paused else 'active'}")
+def _pause(automation_id: str) -> None:
+    record = common.store().set_automation(automation_id, paused=True)
+    print(f"{record.kind} {record.id} paused")
 
 
 @schedule_app.command("pause")
 def schedule_pause(name: NameArg) -> None:
     """Start no runs from this schedule until `resume` (its ticks are skipped)."""
-    _set_paused(name, True)
+    _pause(name)
 
 
 @schedule_app.command("resume")
 def schedule_resume(name: NameArg) -> None:
     """Start runs again from the next tick on (ticks while paused are not caught up)."""
     from agenthq.engine import cron as cron_times
+    from agenthq.engine.automation import resume
 
-    store = common.store()
-    record = store.get_automation(name)
-    nxt = cron_times.next_tick(
-        str(record.settings["cron"]), str(record.settings.get("tz", "UTC")), time.time()
-    )
-    store.set_automation(name, paused=False, next_at=nxt)
-    print(
-        f"schedule {name} active; next {cron_times.iso(nxt, str(record.settings.get('tz', 'UTC')))}"
-    )
+    record = resume(common.store(), name, time.time())
+    tz_name = str(record.settings.get("tz", "UTC"))
+    nxt = cron_times.iso(record.next_at, tz_name) if record.next_at else "never"
+    print(f"schedule {name} active; next {nxt}")
 
 
 @schedule_app.command("remove")
@@ -187,13 +183,16 @@ def schedule_remove(name: NameArg) -> None:
 @triggers_app.command("pause")
 def triggers_pause(name: NameArg) -> None:
     """Start no runs from this trigger until `resume` (matches meanwhile are not replayed)."""
-    _set_paused(name, True)
+    _pause(name)
 
 
 @triggers_app.command("resume")
 def triggers_resume(name: NameArg) -> None:
     """Act on this trigger's matches again."""
-    _set_paused(name, False)
+    from agenthq.engine.automation import resume
+
+    record = resume(common.store(), name, time.time())
+    print(f"{record.kind} {record.id} active")
 
 
 @triggers_app.command("remove")

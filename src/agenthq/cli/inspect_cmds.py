@@ -12,6 +12,7 @@ import typer
 
 from agenthq.cli import common
 from agenthq.errors import InputError, NotFoundError
+from agenthq.events import serialize
 from agenthq.store.api import AttemptRecord, Store
 
 RunArg = Annotated[
@@ -76,10 +77,7 @@ def status(run_id: RunArg, json_output: JsonOpt = False) -> None:
             {
                 **common.run_json(record),
                 "steps": [common.step_json(s) for s in steps],
-                "started_runs": [
-                    {"id": r.id, "plan": r.plan, "state": r.state.value, "origin": r.origin}
-                    for r in started
-                ],
+                "started_runs": [serialize.started_run_json(r) for r in started],
             }
         )
         return
@@ -90,7 +88,8 @@ def status(run_id: RunArg, json_output: JsonOpt = False) -> None:
     console = Console()
     console.print(render.run_header(record))
     if record.origin:
-        console.print(render.origin_line(record.origin))
+        follows = record.origin.get("run")
+        console.print(serialize.origin_text(record.origin) + (f" run {follows}" if follows else ""))
     for later in started:
         kind = (later.origin or {}).get("kind", "")
         verb = "rolled back by" if kind == "rollback" else f"started ({kind})"

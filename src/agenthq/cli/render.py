@@ -52,20 +52,6 @@ STATE_MARK: Mapping[str, str] = {
 ORDER = [s.value for s in StepState]
 
 
-def origin_line(origin: Mapping[str, Any]) -> str:
-    """Why this run exists, when no person started it."""
-    kind = origin.get("kind")
-    if kind == "rollback":
-        return f"rollback of run {origin.get('run')}"
-    if kind == "schedule":
-        return f"started by schedule {origin.get('schedule')} (tick {origin.get('tick')})"
-    if kind == "after":
-        return f"started after run {origin.get('run')} of plan {origin.get('plan')} {origin.get('status')}"
-    if kind == "on":
-        return f"started by trigger {origin.get('trigger')} (event {origin.get('event')})"
-    return f"started by {kind}"
-
-
 def styled_state(state: str) -> Text:
     return Text(state, style=STATE_STYLE.get(state, ""))
 

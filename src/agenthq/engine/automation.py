@@ -50,6 +50,7 @@ class Automations:
         self.runner = runner
         self.clock = clock
         self.grace = grace
+        self._outputs: dict[str, dict[str, Mapping[str, Any]]] = {}  # run → step → outputs
 
     # ---- registering -----------------------------------------------------------------------
 
@@ -202,6 +203,9 @@ class Automations:
             batch = self.store.read_events(after_seq=after, limit=1000)
             if not batch:
                 return fired
+            # Step outputs read once per run per batch: every event of the batch was committed
+            # with its step row, so a read after the batch was read sees all of them.
+            self._outputs = {}
             for event in batch:
                 if triggers:
                     fired.extend(self._match(event, triggers, plans, at))
@@ -280,8 +284,11 @@ class Automations:
         assert event.run_id is not None
         outputs: Mapping[str, Any] = {}
         if event.kind == "step":
-            found = [s for s in self.store.get_steps(event.run_id) if s.step_id == step]
-            outputs = found[0].outputs if found else {}
+            if event.run_id not in self._outputs:
+                self._outputs[event.run_id] = {
+                    s.step_id: s.outputs for s in self.store.get_steps(event.run_id)
+                }
+            outputs = self._outputs[event.run_id].get(step, {})
         context = {
             "outputs": outputs,
             "plan": plan,
@@ -299,9 +306,9 @@ class Automations:
             except templating.TemplateError as exc:
                 fire = FireRecord(auto.id, key, "error", None, now, {**matched, "error": str(exc)})
                 return fire if self.store.fire_automation(fire) else None
-        last = next(
-            (f.at for f in self.store.list_fires(auto.id, 20) if f.outcome == "started"), None
-        )
+        # The last run it started, however many matches it skipped since.
+        started = self.store.list_fires(auto.id, 1, outcome="started")
+        last = started[0].at if started else None
         if last is not None and now - last < spec.cooldown:
             fire = FireRecord(
                 auto.id, key, "skipped_cooldown", None, now, {**matched, "cooldown": spec.cooldown}
@@ -349,6 +356,17 @@ class Automations:
         new = _queued(new)
         fire = FireRecord(auto.id, key, "started", new.id, now, dict(details))
         return fire if self.store.fire_automation(fire, run=new, next_at=next_at) else None
+
+
+def resume(store: Store, automation_id: str, now: float) -> AutomationRecord:
+    """Act on a paused schedule or trigger again; a schedule goes on from its next tick
+    (ticks while it was paused are not caught up)."""
+    record = store.get_automation(automation_id)
+    next_at = None
+    if record.kind == "schedule":
+        settings = record.settings
+        next_at = cron.next_tick(str(settings["cron"]), str(settings.get("tz", "UTC")), now)
+    return store.set_automation(automation_id, paused=False, next_at=next_at)
 
 
 def _queued(new: NewRun) -> NewRun:

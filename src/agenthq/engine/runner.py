@@ -257,9 +257,16 @@ class Runner:
                 return  # nothing declared a compensation: nothing to undo
             await self.execute_async(started.id, options=options, observer=observer)
 
-    def rollback(self, run_id: str) -> RunRecord:
-        """Record the rollback run of a finished run (not executed yet): the compensations
-        of its succeeded steps not undone by an earlier rollback, newest first."""
+    def can_roll_back(self, run_id: str) -> bool:
+        """Whether `rollback` would start one (for a button; it has the last word)."""
+        try:
+            self._rollback_plan(run_id)
+        except StateError:
+            return False
+        return True
+
+    def _rollback_plan(self, run_id: str) -> tuple[RunRecord, PlanSpec, dict[str, Any]]:
+        """The run and the plan that undoes it; StateError saying why there is none."""
         run = self.store.get_run(run_id)
         if not run.state.finished:
             raise StateError(
@@ -276,6 +283,12 @@ class Runner:
         done = rollback.compensated([self.store.get_steps(r.id) for r in earlier])
         graph = self._graph(run)
         spec, params = rollback.rollback_spec(run, graph, self.store.get_steps(run_id), done)
+        return run, spec, params
+
+    def rollback(self, run_id: str) -> RunRecord:
+        """Record the rollback run of a finished run (not executed yet): the compensations
+        of its succeeded steps not undone by an earlier rollback, newest first."""
+        run, spec, params = self._rollback_plan(run_id)
         plan_path = Path(run.plan_path) if run.plan_path else None
         new = self.new_run(
             LoadedPlan(spec, None, plan_path),

@@ -7,6 +7,7 @@ drift apart: both are stable interfaces (docs/cli.md, /openapi.json).
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from agenthq.store.api import (
@@ -178,3 +179,22 @@ def automation_json(record: AutomationRecord, last: FireRecord | None = None) ->
         "next_at": record.next_at,
         "last": fire_json(last) if last is not None else None,
     }
+
+
+def started_run_json(run: RunRecord) -> dict[str, Any]:
+    """A run another run started (its rollback, a plan after it, a trigger's run)."""
+    return {"id": run.id, "plan": run.plan, "state": run.state.value, "origin": run.origin}
+
+
+def origin_text(origin: Mapping[str, Any] | None) -> str:
+    """Why a run exists, for people, when no person started it ("" when one did). The run it
+    follows from, if any, is `origin["run"]`, which callers show as a link or an id."""
+    if not origin:
+        return ""
+    kind = origin.get("kind")
+    return {
+        "rollback": "rollback of",
+        "schedule": f"started by schedule {origin.get('schedule')} (tick {origin.get('tick')})",
+        "after": f"started after plan {origin.get('plan')} {origin.get('status')}:",
+        "on": f"started by trigger {origin.get('trigger')} on an event of",
+    }.get(str(kind), f"started by {kind}")

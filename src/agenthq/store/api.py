@@ -645,8 +645,10 @@ class Store(Protocol):
         schedule on in the same transaction."""
         ...
 
-    def list_fires(self, automation: str | None = None, limit: int = 50) -> list[FireRecord]:
-        """Newest first."""
+    def list_fires(
+        self, automation: str | None = None, limit: int = 50, *, outcome: str | None = None
+    ) -> list[FireRecord]:
+        """Newest first; `outcome`: only those (the last `started` one, for a cool-down)."""
         ...
 
     def active_runs(self, automation: str) -> list[str]:

@@ -79,10 +79,14 @@ def claim(conn: Connection, fire: FireRecord) -> bool:
     return True
 
 
-def fires(conn: Connection, automation: str | None, limit: int) -> list[FireRecord]:
+def fires(
+    conn: Connection, automation: str | None, limit: int, outcome: str | None = None
+) -> list[FireRecord]:
     query = select(automation_fires).order_by(automation_fires.c.at.desc()).limit(limit)
     if automation is not None:
         query = query.where(automation_fires.c.automation == automation)
+    if outcome is not None:
+        query = query.where(automation_fires.c.outcome == outcome)
     out = []
     for r in conn.execute(query).mappings():
         values = dict(r)

@@ -533,9 +533,11 @@ class SqlStore:
                 automation_rows.update_fields(conn, fire.automation, next_at=next_at)
         return True
 
-    def list_fires(self, automation: str | None = None, limit: int = 50) -> list[FireRecord]:
+    def list_fires(
+        self, automation: str | None = None, limit: int = 50, *, outcome: str | None = None
+    ) -> list[FireRecord]:
         with self._reading() as conn:
-            return automation_rows.fires(conn, automation, limit)
+            return automation_rows.fires(conn, automation, limit, outcome)
 
     def active_runs(self, automation: str) -> list[str]:
         unfinished = [s.value for s in RunState if not s.finished]

@@ -159,8 +159,7 @@ async def get_run(run_id: str, ctx: Ctx) -> Response:
         run = serialize.run_json(ctx.store.get_run(rid))
         run["steps"] = [serialize.step_json(s) for s in ctx.store.get_steps(rid)]
         run["started_runs"] = [
-            {"id": r.id, "plan": r.plan, "state": r.state.value, "origin": r.origin}
-            for r in ctx.store.list_runs(origin_run=rid, limit=50)
+            serialize.started_run_json(r) for r in ctx.store.list_runs(origin_run=rid, limit=50)
         ]
         body = _json(run)
         ctx.reads.put(seq, key, body, now)

@@ -52,12 +52,6 @@ def resume(automation_id: Id, ctx: Ctx) -> dict[str, Any]:
     """Act again; a schedule goes on from its next tick (paused ticks are not caught up)."""
     import time
 
-    from agenthq.engine import cron
+    from agenthq.engine import automation
 
-    record = ctx.store.get_automation(automation_id)
-    next_at = None
-    if record.kind == "schedule":
-        settings = record.settings
-        next_at = cron.next_tick(str(settings["cron"]), str(settings.get("tz", "UTC")), time.time())
-    record = ctx.store.set_automation(automation_id, paused=False, next_at=next_at)
-    return _automation(ctx, record)
+    return _automation(ctx, automation.resume(ctx.store, automation_id, time.time()))

@@ -9,7 +9,6 @@ stream.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -25,7 +24,6 @@ from agenthq.events import serialize
 from agenthq.server import auth
 from agenthq.server.app import ServerContext, context
 from agenthq.states import StepState
-from agenthq.store.api import StepRecord
 
 router = APIRouter(include_in_schema=False)
 Ctx = Annotated[ServerContext, Depends(context)]
@@ -172,53 +170,13 @@ def run_page(run_id: str, ctx: Ctx) -> HTMLResponse:
         dag=dag,
         timeline=_timeline(attempts, run),
         approvals=[serialize.approval_json(a) for a in ctx.store.list_approvals(run_id=rid)],
-        origin_text=_origin_text(run.get("origin")),
-        can_roll_back=_can_roll_back(ctx, run, steps),
+        origin_text=serialize.origin_text(run.get("origin")),
+        can_roll_back=ctx.runner.can_roll_back(rid),
         started_runs=[
-            {"id": r.id, "plan": r.plan, "state": r.state.value, "origin": r.origin}
-            for r in ctx.store.list_runs(origin_run=rid, limit=20)
+            serialize.started_run_json(r) for r in ctx.store.list_runs(origin_run=rid, limit=20)
         ],
         nav="runs",
     )
-
-
-def _can_roll_back(ctx: ServerContext, run: dict[str, Any], steps: list[StepRecord]) -> bool:
-    """A finished run, not itself a rollback nor being rolled back, with a succeeded step
-    that declares how to undo it and was not undone yet (the button; the API decides)."""
-    from agenthq.engine.rollback import ORIGIN, compensated, undo_id
-
-    if run["state"] not in ("succeeded", "failed", "cancelled"):
-        return False
-    if (run.get("origin") or {}).get("kind") == ORIGIN:
-        return False
-    earlier = [
-        r
-        for r in ctx.store.list_runs(origin_run=run["id"], limit=100)
-        if (r.origin or {}).get("kind") == ORIGIN
-    ]
-    if any(not r.state.finished for r in earlier):
-        return False
-    done = compensated([ctx.store.get_steps(r.id) for r in earlier])
-    spec_steps = ctx.store.get_run(run["id"]).spec.get("steps", [])
-    undoable = {s["id"] for s in spec_steps if isinstance(s, dict) and s.get("compensate")}
-    return any(
-        s.state is StepState.SUCCEEDED
-        and s.step_id.split("[", 1)[0] in undoable
-        and undo_id(s.step_id) not in done
-        for s in steps
-    )
-
-
-def _origin_text(origin: Mapping[str, Any] | None) -> str:
-    if not origin:
-        return ""
-    kind = origin.get("kind")
-    return {
-        "rollback": "rollback of",
-        "schedule": f"started by schedule {origin.get('schedule')}",
-        "after": f"started after plan {origin.get('plan')} {origin.get('status')}:",
-        "on": f"started by trigger {origin.get('trigger')} on an event of",
-    }.get(str(kind), f"started by {kind}")
 
 
 @router.get("/runs/{run_id}/timeline")
