@@ -29,6 +29,7 @@ _TABLES = (
     "agents",
     "alerts",
     "workers",
+    "model",
 )
 
 

@@ -14,9 +14,12 @@ HTTP statuses) can map them in one table each and anything else is a bug.
     │   └── StaleWriteError         a compare-and-set lost: someone else changed the row first
     ├── ExecutionError              an executor could not start a step (failure class
     │                               `infrastructure`); never raised past the engine
-    └── AgentTaskError              a built-in agent could not do its task (a patch that does
-        │                           not apply, a webhook that keeps refusing, a missing analyser)
-        └── FindingsError           a built-in check found what the step's threshold forbids
+    ├── AgentTaskError              a built-in agent could not do its task (a patch that does
+    │   │                           not apply, a webhook that keeps refusing, a missing analyser)
+    │   └── FindingsError           a built-in check found what the step's threshold forbids
+    └── LearningError               the failure model cannot be trained, loaded or used (too
+                                    little history, the `learn` extra missing, a model file
+                                    that holds types we do not trust)
 """
 
 from __future__ import annotations
@@ -108,3 +111,7 @@ class AgentTaskError(AgentHQError):
 class FindingsError(AgentTaskError):
     """A built-in check found something at or above the step's threshold; the step fails
     after the findings were logged."""
+
+
+class LearningError(AgentHQError):
+    """The failure model cannot be trained, loaded or used; the message says what to do."""

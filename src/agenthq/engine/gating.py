@@ -28,6 +28,7 @@ from agenthq.gates.base import Gate, GateResult, Outcome, Phase, StepFacts, run_
 from agenthq.gates.cost import CostFacts, check_budget
 from agenthq.gates.policy import Policy
 from agenthq.graph import PlanGraph, StepNode
+from agenthq.ml.predictor import FailurePredictor, ModelSettings
 from agenthq.spec.agents import AgentRisk
 from agenthq.spec.models import GATE_NAMES, ApprovalSpec, BudgetSpec, OnTimeout, RiskLevel
 from agenthq.store.api import GateRecord
@@ -52,6 +53,7 @@ class GateConfig:
     # Python SDK: replace a built-in gate's implementation by name (a stricter risk gate, a
     # company secrets scanner). Overrides are still run through run_gates, so they fail closed.
     implementations: Mapping[str, Gate] = field(default_factory=dict)
+    model: ModelSettings = field(default_factory=ModelSettings)  # [model]: the failure model
 
 
 def gate_config_from_tables(tables: Mapping[str, Any], where: str) -> GateConfig:
@@ -102,7 +104,25 @@ def gate_config_from_tables(tables: Mapping[str, Any], where: str) -> GateConfig
         breaker=breaker,
         approve_on_timeout=approve_on_timeout,
         gate_time_budget_s=float(budget_s),
+        model=_model_settings(_table(tables, "model", where), where),
     )
+
+
+def _model_settings(table: Mapping[str, Any], where: str) -> ModelSettings:
+    _only(table, ("enabled", "weight", "max_age_days"), "model", where)
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{where}: model.enabled must be true or false")
+    weight = table.get("weight", 0.25)
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
+        raise ConfigError(
+            f"{where}: model.weight must be a number from 0 to 1 (the share of the 100 risk "
+            "points a certain failure adds); 0 shows the prediction without using it"
+        )
+    age = table.get("max_age_days", 30)
+    if isinstance(age, bool) or not isinstance(age, int | float) or age <= 0:
+        raise ConfigError(f"{where}: model.max_age_days must be a number of days > 0")
+    return ModelSettings(enabled=enabled, weight=float(weight), max_age_days=float(age))
 
 
 def _table(tables: Mapping[str, Any], name: str, where: str) -> Mapping[str, Any]:
@@ -140,8 +160,10 @@ class GatePipeline:
         *,
         home: Path | None = None,
         gate_breakers: Mapping[str, breakers.Breaker] | None = None,
+        predictor: FailurePredictor | None = None,
     ) -> None:
         self.config = config
+        self.predictor = predictor  # the failure model, only when it beats the baseline
         self.graph = graph
         self.workspace = workspace
         plan_policy = graph.spec.policy
@@ -203,6 +225,8 @@ class GatePipeline:
         command: str | None,
         cost: CostFacts | None,
         agent: Agent | None = None,
+        kind: str = "shell",
+        parallelism: int = 1,
     ) -> list[GateResult]:
         """The answers of the before-gates that apply (none: the step may simply start)."""
         names = self.names(node)
@@ -225,6 +249,11 @@ class GatePipeline:
                 and node.spec.risk is not RiskLevel.APPROVAL_REQUIRED
                 else "the step declared"
             ),
+            plan=self.graph.spec.name,
+            step=node.base_id,
+            kind=kind,
+            fan_in=len(node.spec.needs),
+            parallelism=parallelism,
         )
         who = facts.approval_source
         if "risk" in names and (command is not None or facts.approval_required):
@@ -354,7 +383,13 @@ def _build_gate(pipeline: GatePipeline, name: str) -> Gate:
     if name == "risk":
         from agenthq.gates.risk_gate import RiskGate
 
-        return RiskGate(pipeline.policy, workspace=pipeline.workspace, home=pipeline.user_home)
+        return RiskGate(
+            pipeline.policy,
+            workspace=pipeline.workspace,
+            home=pipeline.user_home,
+            predictor=pipeline.predictor,
+            model_weight=pipeline.config.model.weight,
+        )
     if name == "secrets":
         from agenthq.gates.secrets_gate import SecretsGate
 

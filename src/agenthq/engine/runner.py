@@ -39,6 +39,7 @@ from agenthq.executors.python import PythonExecutor
 from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
 from agenthq.gates.breaker import Breaker, BreakerPhase
 from agenthq.graph import PlanGraph, compile_plan
+from agenthq.ml.predictor import FailurePredictor, open_predictor
 from agenthq.spec.agents import AgentSpec, WorkspaceMode
 from agenthq.spec.builder import Plan
 from agenthq.spec.load import LoadedPlan
@@ -104,6 +105,8 @@ class Runner:
         chaos = chaos_from(self.environ)  # AGENTHQ_CHAOS: fault injection, see executors/chaos.py
         self.chaos = Monkey(chaos) if chaos is not None else None
         self.owner = current_owner()
+        self._predictor: FailurePredictor | None = None
+        self._predictor_stamp: float | None = None
 
     # ---- starting -------------------------------------------------------------------------
 
@@ -442,6 +445,29 @@ class Runner:
                     "there, or use on_timeout: reject"
                 )
 
+    def predictor(self) -> FailurePredictor | None:
+        """The failure model for the risk gate, when one beats the baseline and is fresh
+        (`[model]` of agenthq.toml). Read again when `agenthq model train` replaced it."""
+        meta_file = self.home / "models" / "failure.json"
+        try:
+            stamp = meta_file.stat().st_mtime
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._predictor_stamp:
+            self._predictor_stamp = stamp
+            self._predictor = None
+            if stamp is not None:
+                self._predictor, _ = open_predictor(
+                    self.home / "models", self.gate_config.model, self.store.list_telemetry
+                )
+        if self._predictor is not None:
+            usable, _ = self._predictor.model.meta.usable(
+                self.clock(), self.gate_config.model.max_age_days
+            )
+            if not usable:  # it grew too old while this process ran
+                return None
+        return self._predictor
+
     def _governance(self, run: RunRecord, graph: PlanGraph) -> Governance:
         """The gates' memory for this run, read back from the store (so it survives restarts)."""
         stored = self.store.get_breakers()
@@ -453,6 +479,7 @@ class Runner:
                 Path(run.workspace),
                 home=Path(self.environ.get("HOME") or Path.home()),
                 gate_breakers=gate_breakers,
+                predictor=self.predictor(),
             ),
             quarantined={
                 a.name: a.reason or "quarantined"

@@ -27,6 +27,7 @@ from agenthq.engine.dispatch import Dispatcher, Finished, Prepared
 from agenthq.engine.gating import GatePipeline
 from agenthq.engine.limits import Limits
 from agenthq.engine.retry import decide_retry
+from agenthq.engine.telemetry import TelemetryLog, kind_of
 from agenthq.gates import breaker as breakers
 from agenthq.gates.base import GateResult, Phase, verdict
 from agenthq.gates.base import Outcome as GateOutcome
@@ -159,6 +160,7 @@ class Scheduler:
         self.run_budget_asked = False
         self.run_state = run.state
         self.paused = False  # a person asked for nothing new to start (`agenthq pause`)
+        self.telemetry = TelemetryLog(run.id, graph.spec.name)
 
     # ---- public ---------------------------------------------------------------------------
 
@@ -265,6 +267,9 @@ class Scheduler:
         view = self.views[node.id]
         now = self.batch.at
         self.batch.attempt_updates.append(self.dispatcher.finished_update(result, now))
+        row = self.telemetry.finished(result, agent, now)
+        if row is not None:
+            self.batch.telemetry.append(row)
         if self.governance is not None:
             self._account(node, result, now, agent)
         outcome = result.outcome
@@ -429,7 +434,7 @@ class Scheduler:
                 continue
             prepared = self.dispatcher.render(node, view.attempts + 1, self._lookup, agent)
             if self.governance is None or prepared.failure is not None:
-                self._start(prepared, now, placement=placement)
+                self._start(prepared, now, placement=placement, results=[])
                 continue
             results = self.governance.gating.before(
                 node,
@@ -437,6 +442,8 @@ class Scheduler:
                 command=prepared.command,
                 cost=self._cost_facts(node, now),
                 agent=agent,
+                kind=kind_of(prepared),
+                parallelism=len(self.limits.running) + 1,
             )
             if not self._gated(prepared, results, now, placement):
                 waiting.append(step_id)
@@ -473,11 +480,13 @@ class Scheduler:
         now: float,
         details: Mapping[str, Any] | None = None,
         placement: Placement = _NO_AGENT_PLACEMENT,
+        results: list[GateResult] | None = None,
     ) -> None:
         node = prepared.node
         view = self.views[node.id]
         view.attempts = prepared.attempt
         self.limits.acquire(node, placement.name)
+        self.telemetry.started(prepared, now, len(self.limits.running), results)
         self.approved.discard(node.id)
         self.noted.pop(node.id, None)
         fields: dict[str, Any] = {"attempts": view.attempts, "started_at": now, "reason": None}
@@ -494,7 +503,7 @@ class Scheduler:
     ) -> bool:
         """Apply the before-gates' answers; False when the step must stay ready (held)."""
         if not results:
-            self._start(prepared, now, placement=placement)
+            self._start(prepared, now, placement=placement, results=results)
             return True
         assert self.governance is not None
         node, attempt = prepared.node, prepared.attempt
@@ -514,7 +523,7 @@ class Scheduler:
         if decision is GateOutcome.PASS:
             # ready → running directly: the answers are in this event's details, and a
             # `gating` hop per step would be one more event for every step that simply runs.
-            self._start(prepared, now, summary, placement)
+            self._start(prepared, now, summary, placement, results)
             return True
         self._move(node.id, S.GATING, {}, attempt)
         reason = "; ".join(f"{r.gate}: {r.reason}" for r in results if r.outcome is decision)
@@ -529,6 +538,7 @@ class Scheduler:
             self._propagate(node)
             return True
         results = self._suggest_cheaper(results, placement)
+        self.telemetry.gated(node.id, results)
         self._move(node.id, S.AWAITING_APPROVAL, {"reason": reason}, attempt, summary)
         self.batch.approval_requests.append(
             approvals.request(

@@ -57,6 +57,12 @@ class StepFacts:
     writes: Sequence[str] = ()
     approval_required: bool = False  # the step (or its agent) declared `risk: approval_required`
     approval_source: str = "the step declared"  # or "agent NAME has": for the reason text
+    # For the failure model (ml/): where the step sits and how busy the run is.
+    plan: str = ""
+    step: str = ""  # the id in the plan (`shard` for `shard[2]`)
+    kind: str = "shell"  # shell | python | agent
+    fan_in: int = 0
+    parallelism: int = 1  # the run's running attempts if this one starts
     # After the step ran:
     stdout_path: Path | None = None
     stderr_path: Path | None = None

@@ -7,11 +7,16 @@ audit log shows the reasons and the rule that decided.
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from agenthq.gates.base import GateResult, Outcome, Phase, StepFacts
 from agenthq.gates.policy import Policy, decide
 from agenthq.gates.risk import RiskAssessment, assess
+from agenthq.ml.features import Candidate, command_family
+from agenthq.ml.predictor import FailurePredictor
 
 __all__ = ["RiskGate"]
 
@@ -37,10 +42,16 @@ class RiskGate:
         *,
         workspace: Path | None = None,
         home: Path | None = None,
+        predictor: FailurePredictor | None = None,
+        model_weight: float = 0.25,
     ) -> None:
         self.policy = policy if policy is not None else Policy()
         self.workspace = workspace
         self.home = home
+        # The failure model, when one beats the baseline (ml/predictor.py): a predicted
+        # failure probability p adds round(100 * model_weight * p) points to the score.
+        self.predictor = predictor
+        self.model_weight = model_weight
         # Scoring reads only the text (never the file system), so a command seen before in
         # this run scores the same: a fan-out of one command is parsed once.
         self._seen: dict[tuple[str, Path | None], RiskAssessment] = {}
@@ -57,6 +68,9 @@ class RiskGate:
             assessment = assess(facts.command, workspace=workspace, home=self.home)
             if len(self._seen) < _CACHE_SIZE:
                 self._seen[key] = assessment
+        model: dict[str, Any] = {}
+        if self.predictor is not None:
+            assessment, model = self._with_model(facts, assessment)
         decision = decide(self.policy, assessment)
         outcome = _OUTCOMES[decision.verdict]
         reason = decision.reason
@@ -67,5 +81,39 @@ class RiskGate:
             "rule": decision.matched_rule,
             "verdict": decision.verdict,
             "parse_ok": assessment.parse_ok,
+            **model,
         }
         return GateResult(self.name, outcome, reason, float(assessment.score), details)
+
+    def _with_model(
+        self, facts: StepFacts, assessment: RiskAssessment
+    ) -> tuple[RiskAssessment, dict[str, Any]]:
+        """The assessment with the model's points added, and what the model said."""
+        assert self.predictor is not None
+        candidate = Candidate(
+            plan=facts.plan,
+            step=facts.step or facts.step_id,
+            agent=facts.agent,
+            kind=facts.kind,
+            family=command_family(facts.command),
+            risk_score=float(assessment.score),
+            reason_count=len(assessment.reasons),
+            attempt=facts.attempt,
+            fan_in=facts.fan_in,
+            parallelism=facts.parallelism,
+            at=time.time(),
+        )
+        probability = self.predictor.predict(candidate)
+        points = round(100 * self.model_weight * probability)
+        said = {"predicted_failure": round(probability, 4), "model_points": points}
+        if points <= 0:
+            return assessment, said
+        reason = f"the failure model predicts {probability:.0%} failure (+{points})"
+        return (
+            replace(
+                assessment,
+                score=min(100, assessment.score + points),
+                reasons=(*assessment.reasons, reason),
+            ),
+            said,
+        )

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from agenthq.store.sql import SqlStore
 
 # The newest revision in migrations/versions/; a test checks it against Alembic's head.
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 __all__ = ["HEAD_REVISION", "open_store"]
 

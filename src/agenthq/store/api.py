@@ -199,6 +199,36 @@ class AttemptStart:
 
 
 @dataclass(frozen=True)
+class TelemetryRow:
+    """One finished attempt as the failure model sees it: what was known when it was
+    dispatched, and how it ended. History features (failures in the last day, the step's usual
+    duration) are derived from earlier rows by ml/features.py, so none can see the future."""
+
+    run_id: str
+    step_id: str
+    attempt: int
+    plan: str
+    step: str  # the id in the plan: `shard` for `shard[2]`
+    agent: str | None
+    kind: str  # shell | python | agent
+    family: str | None  # the command's first word(s)
+    risk_score: float | None
+    risk_reasons: Sequence[str]
+    predicted_failure: float | None  # the model's answer at dispatch, when one was in use
+    fan_in: int
+    parallelism: int  # attempts of the run running when it started, itself included
+    started_at: float
+    finished_at: float
+    outcome: str  # succeeded | failed | cancelled
+    failure_class: str | None
+    cost_usd: float | None
+
+    @property
+    def duration_s(self) -> float:
+        return max(0.0, self.finished_at - self.started_at)
+
+
+@dataclass(frozen=True)
 class WorkItem:
     """An attempt for a worker to run: written with its attempt, in the same batch."""
 
@@ -544,10 +574,12 @@ class Batch:
     # row's reason, for `agenthq status`; no event, the step did not change state.
     step_notes: list[tuple[str, str, str | None]] = field(default_factory=list)
     work_items: list[WorkItem] = field(default_factory=list)
+    telemetry: list[TelemetryRow] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(
             self.work_items
+            or self.telemetry
             or self.steps
             or self.runs
             or self.attempt_starts
@@ -616,6 +648,20 @@ class Store(Protocol):
 
     def request_pause(self, run_id: str, paused: bool) -> None:
         """Ask the executing process to start nothing new (True) or to go on (False)."""
+        ...
+
+    # ---- telemetry: one row per finished attempt ---------------------------------------------
+
+    def list_telemetry(
+        self,
+        *,
+        started_from: float | None = None,
+        started_before: float | None = None,
+        finished_after: float | None = None,
+        agent: str | None = None,
+        limit: int | None = None,
+    ) -> list[TelemetryRow]:
+        """Oldest first (by start)."""
         ...
 
     # ---- automations (schedules and triggers) ------------------------------------------------

@@ -52,6 +52,7 @@ from agenthq.store import alerts as alert_rows
 from agenthq.store import automations as automation_rows
 from agenthq.store import governance
 from agenthq.store import messages as message_rows
+from agenthq.store import telemetry as telemetry_rows
 from agenthq.store import work as work_rows
 from agenthq.store import worktrees as worktree_rows
 from agenthq.store.api import (
@@ -85,6 +86,7 @@ from agenthq.store.api import (
     StepChange,
     StepRecord,
     StoreStats,
+    TelemetryRow,
     WorkStatus,
     WorktreeRecord,
 )
@@ -406,6 +408,8 @@ class SqlStore:
                 if batch.work_items:
                     work_rows.insert_items(conn, batch.work_items)
                     _notify(conn, "work")
+                if batch.telemetry:
+                    telemetry_rows.insert_rows(conn, batch.telemetry)
                 notes = governance.write(conn, batch)
                 if notes:
                     closing = len(drafts) - _closing_runs(batch)
@@ -543,6 +547,27 @@ class SqlStore:
         unfinished = [s.value for s in RunState if not s.finished]
         with self._reading() as conn:
             return automation_rows.active_runs(conn, automation, unfinished)
+
+    # ---- telemetry (store/telemetry.py) ------------------------------------------------------
+
+    def list_telemetry(
+        self,
+        *,
+        started_from: float | None = None,
+        started_before: float | None = None,
+        finished_after: float | None = None,
+        agent: str | None = None,
+        limit: int | None = None,
+    ) -> list[TelemetryRow]:
+        with self._reading() as conn:
+            return telemetry_rows.read_rows(
+                conn,
+                started_from=started_from,
+                started_before=started_before,
+                finished_after=finished_after,
+                agent=agent,
+                limit=limit,
+            )
 
     # ---- work for workers (store/work.py) ---------------------------------------------------
 

@@ -360,3 +360,31 @@ worktrees = Table(
     Column("updated_at", Float, nullable=False),
     PrimaryKeyConstraint("run_id", "step_id", "attempt", name="pk_worktrees"),
 )
+
+# One row per finished attempt: what was known when it was dispatched and how it ended — the
+# failure model's training data (ml/features.py derives the history features from it).
+telemetry = Table(
+    "telemetry",
+    metadata,
+    Column("run_id", String(64), nullable=False),
+    Column("step_id", String(), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("plan", String(), nullable=False),
+    Column("step", String(), nullable=False),  # the id in the plan (`shard` for `shard[2]`)
+    Column("agent", String()),
+    Column("kind", String(16), nullable=False),  # shell | python | agent
+    Column("family", String()),  # the command's first word(s): `git push`, `pytest`
+    Column("risk_score", Float),
+    Column("risk_reasons", Text, nullable=False),  # JSON list of strings
+    Column("predicted_failure", Float),  # the model's answer at dispatch, when one was used
+    Column("fan_in", Integer, nullable=False),
+    Column("parallelism", Integer, nullable=False),  # attempts of the run running, this one too
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+    Column("outcome", String(16), nullable=False),  # succeeded | failed | cancelled
+    Column("failure_class", String(32)),
+    Column("cost_usd", Float),
+    PrimaryKeyConstraint("run_id", "step_id", "attempt", name="pk_telemetry"),
+    Index("ix_telemetry_started", "started_at"),
+    Index("ix_telemetry_agent", "agent", "finished_at"),
+)
