@@ -75,7 +75,7 @@ def main() -> None:
     train_s = time.perf_counter() - began
     meta = trained.meta
     print("ML: failure model on 100,000 synthetic telemetry rows (2 cores)")
-    print(f"  train (2 candidates + refit): {train_s:.1f} s   target < 30 s   chose {meta.kind} {dict(meta.selection)}")
+    print(f"  train (2 candidates): {train_s:.1f} s   target < 30 s   chose {meta.kind} {dict(meta.selection)}")
     print(
         f"  held-out {meta.model.rows} rows: model ROC-AUC {meta.model.roc_auc:.3f} PR-AUC {meta.model.pr_auc:.3f} "
         f"F1 {meta.model.f1:.3f} Brier {meta.model.brier:.4f}"

@@ -55,6 +55,7 @@ def _register() -> None:
         db_cmd,
         doctor_cmd,
         inspect_cmds,
+        learn_cmds,
         msg_cmd,
         new_cmd,
         risk_cmd,
@@ -78,6 +79,7 @@ def _register() -> None:
     doctor_cmd.register(app)
     automation_cmds.register(app)
     db_cmd.register(app)
+    learn_cmds.register(app)
     worker_cmd.register(app)
 
 

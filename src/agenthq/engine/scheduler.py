@@ -161,6 +161,7 @@ class Scheduler:
         self.run_state = run.state
         self.paused = False  # a person asked for nothing new to start (`agenthq pause`)
         self.telemetry = TelemetryLog(run.id, graph.spec.name)
+        self.parallelism = 1  # see _dispatch
 
     # ---- public ---------------------------------------------------------------------------
 
@@ -415,6 +416,9 @@ class Scheduler:
     def _dispatch(self, now: float) -> None:
         waiting: list[str] = []
         self.held.clear()
+        # How many will run at once once this tick's dispatch is done: what a step started now
+        # runs alongside (telemetry and the failure model both read it).
+        self.parallelism = min(self.limits.max_workers, len(self.limits.running) + len(self.ready))
         while self.ready and not self.limits.full:
             step_id = self.ready.popleft()
             node = self.graph.nodes[step_id]
@@ -443,7 +447,7 @@ class Scheduler:
                 cost=self._cost_facts(node, now),
                 agent=agent,
                 kind=kind_of(prepared),
-                parallelism=len(self.limits.running) + 1,
+                parallelism=max(self.parallelism, len(self.limits.running) + 1),
             )
             if not self._gated(prepared, results, now, placement):
                 waiting.append(step_id)
@@ -486,7 +490,8 @@ class Scheduler:
         view = self.views[node.id]
         view.attempts = prepared.attempt
         self.limits.acquire(node, placement.name)
-        self.telemetry.started(prepared, now, len(self.limits.running), results)
+        parallelism = max(self.parallelism, len(self.limits.running))
+        self.telemetry.started(prepared, now, parallelism, results)
         self.approved.discard(node.id)
         self.noted.pop(node.id, None)
         fields: dict[str, Any] = {"attempts": view.attempts, "started_at": now, "reason": None}

@@ -62,7 +62,7 @@ class StepFacts:
     step: str = ""  # the id in the plan (`shard` for `shard[2]`)
     kind: str = "shell"  # shell | python | agent
     fan_in: int = 0
-    parallelism: int = 1  # the run's running attempts if this one starts
+    parallelism: int = 1  # how many of the run's attempts run at once if it starts
     # After the step ran:
     stdout_path: Path | None = None
     stderr_path: Path | None = None

@@ -2,9 +2,9 @@
 
 The baseline is what a person would guess without a model: this agent's failure rate so far.
 `train` fits two scikit-learn classifiers (histogram gradient boosting and a random forest) on
-the oldest 64 % of the history, keeps the one with the better ROC-AUC on the next 16 %, refits
-it on both and reports it — and the baseline — on the newest 20 %, which neither saw: a
-time-ordered split, because a model is always used on the future.
+the oldest 64 % of the history, keeps the one with the better ROC-AUC on the next 16 % (where
+its decision threshold is chosen too), and reports it — and the baseline — on the newest 20 %,
+which it never saw: a time-ordered split, because a model is always used on the future.
 
 A model is stored with skops (a format that is read without running code, unlike pickle):
 `failure.skops` next to `failure.json`, which holds its training data range, metrics, chosen
@@ -199,15 +199,14 @@ def train(rows: Iterable[TelemetryRow], *, now: float | None = None, seed: int =
     for name, part in (("training", fit_part), ("validation", valid_part), ("test", test_part)):
         _check_classes(part, name)
     selection: dict[str, float] = {}
+    fitted: dict[str, tuple[Any, list[float]]] = {}
     best: tuple[float, str] | None = None
-    valid_predicted: dict[str, list[float]] = {}
     for kind in ("hist_gradient_boosting", "random_forest"):
         pipeline = _pipeline(kind, seed)
         pipeline.fit(_matrix(numpy, fit_part.features), fit_part.failed)
-        predicted = [
-            float(p) for p in pipeline.predict_proba(_matrix(numpy, valid_part.features))[:, 1]
-        ]
-        valid_predicted[kind] = predicted
+        probabilities = pipeline.predict_proba(_matrix(numpy, valid_part.features))[:, 1]
+        predicted = [float(p) for p in probabilities]
+        fitted[kind] = (pipeline, predicted)
         auc = _roc_auc(valid_part.failed, predicted)
         selection[kind] = round(auc, 4)
         # A forest must be clearly better to be chosen: boosting scores a step 4x faster.
@@ -215,19 +214,20 @@ def train(rows: Iterable[TelemetryRow], *, now: float | None = None, seed: int =
             best = (auc, kind)
     assert best is not None
     kind = best[1]
-    threshold = _best_threshold(valid_part.failed, valid_predicted[kind])
+    # The chosen model is kept as fitted, not refitted on the validation part too: its
+    # threshold was chosen on its own answers, and a refit would shift them.
+    pipeline, valid_predicted = fitted[kind]
+    threshold = _best_threshold(valid_part.failed, valid_predicted)
     baseline_threshold = _best_threshold(valid_part.failed, valid_part.baseline)
-    pipeline = _pipeline(kind, seed)
-    pipeline.fit(_matrix(numpy, train_part.features), train_part.failed)
     model = TrainedModel(
         pipeline,
         ModelMeta(
             kind=kind,
             created_at=now if now is not None else time.time(),
-            data_from=train_part.started[0],
-            data_to=train_part.started[-1],
+            data_from=fit_part.started[0],
+            data_to=fit_part.started[-1],
             test_from=test_part.started[0],
-            train_rows=len(train_part),
+            train_rows=len(fit_part),
             threshold=threshold,
             model=_empty_metrics(),
             baseline=_empty_metrics(),

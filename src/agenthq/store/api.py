@@ -216,7 +216,9 @@ class TelemetryRow:
     risk_reasons: Sequence[str]
     predicted_failure: float | None  # the model's answer at dispatch, when one was in use
     fan_in: int
-    parallelism: int  # attempts of the run running when it started, itself included
+    # How many of the run's attempts run at once when it starts: those running plus those ready
+    # to start in the same tick, capped at max_workers (a burst of 16 starts is 16 for each).
+    parallelism: int
     started_at: float
     finished_at: float
     outcome: str  # succeeded | failed | cancelled
@@ -785,8 +787,9 @@ class Store(Protocol):
         state: ApprovalState | None = ApprovalState.PENDING,
         ids: Sequence[int] | None = None,
         limit: int = 500,
+        requested_from: float | None = None,
     ) -> list[ApprovalRecord]:
-        """Oldest first."""
+        """Oldest first; `requested_from`: only those asked for at or after it."""
         ...
 
     def decide_approval(self, decision: ApprovalDecision) -> ApprovalRecord:

@@ -194,8 +194,11 @@ def list_approvals(
     state: ApprovalState | None,
     ids: Sequence[int] | None,
     limit: int,
+    requested_from: float | None = None,
 ) -> list[ApprovalRecord]:
     query = _APPROVAL_SELECT
+    if requested_from is not None:
+        query = query.where(approvals.c.requested_at >= requested_from)
     if run_id is not None:
         query = query.where(approvals.c.run_id == run_id)
     if state is not None:

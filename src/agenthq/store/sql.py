@@ -433,9 +433,17 @@ class SqlStore:
         state: ApprovalState | None = ApprovalState.PENDING,
         ids: Sequence[int] | None = None,
         limit: int = 500,
+        requested_from: float | None = None,
     ) -> list[ApprovalRecord]:
         with self._reading() as conn:
-            return governance.list_approvals(conn, run_id=run_id, state=state, ids=ids, limit=limit)
+            return governance.list_approvals(
+                conn,
+                run_id=run_id,
+                state=state,
+                ids=ids,
+                limit=limit,
+                requested_from=requested_from,
+            )
 
     def decide_approval(self, decision: ApprovalDecision) -> ApprovalRecord:
         with self._writing() as conn:

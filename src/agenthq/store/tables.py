@@ -378,7 +378,7 @@ telemetry = Table(
     Column("risk_reasons", Text, nullable=False),  # JSON list of strings
     Column("predicted_failure", Float),  # the model's answer at dispatch, when one was used
     Column("fan_in", Integer, nullable=False),
-    Column("parallelism", Integer, nullable=False),  # attempts of the run running, this one too
+    Column("parallelism", Integer, nullable=False),  # running at once as it starts (api.py)
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float, nullable=False),
     Column("outcome", String(16), nullable=False),  # succeeded | failed | cancelled

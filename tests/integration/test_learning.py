@@ -1,0 +1,248 @@
+"""Learning from history on real runs: telemetry rows, the failure model against its baseline
+on later runs, skops storage that refuses what it should, and the risk gate using the model.
+
+The history (tests/integration/history.py) is generated once for the module: twelve real runs
+of 80 shell steps, ~25 s on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import agenthq
+from agenthq.engine.runner import Runner
+from agenthq.errors import LearningError
+from agenthq.ml import model
+from agenthq.ml.features import Candidate, derive
+from agenthq.ml.model import ModelMeta
+from agenthq.ml.predictor import FailurePredictor, ModelSettings, open_predictor
+from agenthq.spec.load import load_plan
+from agenthq.store.api import Store
+from tests.integration import history
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("learning") / "project"
+    history.generate(root)
+    return root
+
+
+@pytest.fixture
+def store(project: Path) -> Iterator[Store]:
+    with agenthq.open_store(f"sqlite:///{project / '.agenthq' / 'agenthq.db'}") as opened:
+        yield opened
+
+
+@pytest.fixture(scope="module")
+def trained(project: Path) -> model.TrainedModel:
+    with agenthq.open_store(f"sqlite:///{project / '.agenthq' / 'agenthq.db'}") as opened:
+        return model.train(opened.list_telemetry())
+
+
+def test_every_finished_attempt_writes_one_row_of_what_was_known_at_dispatch(
+    store: Store,
+) -> None:
+    rows = store.list_telemetry()
+    runs = store.list_runs(limit=100)
+    attempts = [a for r in runs for a in store.get_attempts(r.id)]
+    assert len(rows) == len(attempts) == len(history.WORKERS) * 4 * history.WIDTH
+    assert [r.started_at for r in rows] == sorted(r.started_at for r in rows)
+    by_key = {(a.run_id, a.step_id, a.number): a for a in attempts}
+    for row in rows:
+        attempt = by_key[(row.run_id, row.step_id, row.attempt)]
+        assert (
+            row.outcome == attempt.state.value if hasattr(attempt.state, "value") else attempt.state
+        )
+        assert row.plan == "nightly" and row.kind == "shell"
+    deploys = [r for r in rows if r.step == "deploy"]
+    assert {r.family for r in deploys} == {"sh deploy.sh"}
+    assert {r.agent for r in deploys} == {"flaky"}
+    # The risk gate's answer travels with the row: allowed by rule, scored for a script.
+    assert all(r.risk_score == 35.0 and "runs a shell script" in r.risk_reasons for r in deploys)
+    # Parallelism is what the scheduler saw: never above the run's max_workers, and high in
+    # 16-worker runs.
+    workers = {r.id: r.max_workers for r in runs}
+    assert all(1 <= r.parallelism <= workers[r.run_id] for r in rows)
+    assert max(r.parallelism for r in rows) >= 8
+    failed = [r for r in deploys if r.outcome == "failed"]
+    assert failed and all(r.failure_class == "execution" for r in failed)
+    assert all(r.fan_in == 0 and r.duration_s > 0 for r in rows)
+
+
+def test_history_features_only_count_what_finished_before_the_attempt_started(
+    store: Store,
+) -> None:
+    rows = store.list_telemetry()
+    derived = list(derive(rows))
+    for row, features in derived[:: max(1, len(derived) // 60)]:
+        earlier = [
+            r
+            for r in rows
+            if r.finished_at <= row.started_at
+            and r.outcome == "failed"
+            and r.agent == row.agent
+            and r.finished_at >= row.started_at - 86400
+        ]
+        assert features["agent_failures_24h"] == len(earlier)
+    first = derived[0][1]
+    assert first["agent_failures_24h"] == 0 and first["step_median_s"] == -1.0
+    assert first["agent_failure_rate"] == 0.5  # nothing seen yet: even odds
+
+
+def test_the_model_beats_the_agents_failure_rate_on_later_runs(
+    trained: model.TrainedModel, capsys: pytest.CaptureFixture[str]
+) -> None:
+    meta = trained.meta
+    with capsys.disabled():
+        print(
+            f"\n  failure model ({meta.kind}, {meta.train_rows} training rows, "
+            f"{meta.model.rows} held out): ROC-AUC {meta.model.roc_auc:.3f} vs baseline "
+            f"{meta.baseline.roc_auc:.3f}; PR-AUC {meta.model.pr_auc:.3f} vs "
+            f"{meta.baseline.pr_auc:.3f}; Brier {meta.model.brier:.3f} vs {meta.baseline.brier:.3f}"
+        )
+    assert meta.test_from > meta.data_to  # held-out attempts all started after training data
+    assert meta.model.roc_auc >= meta.baseline.roc_auc + 0.1
+    assert meta.model.failures >= 10 and meta.model.rows >= 150
+    assert set(meta.selection) == {"hist_gradient_boosting", "random_forest"}
+    assert 0 < meta.threshold < 1 and meta.beats_baseline
+    assert {"scikit-learn", "skops", "numpy", "agenthq"} <= set(meta.versions)
+
+
+def _features(candidate: Candidate) -> dict[str, object]:
+    from agenthq.ml.features import History
+
+    return History().features(candidate)
+
+
+def test_saved_with_skops_loaded_only_when_intact_and_trusted(
+    trained: model.TrainedModel, tmp_path: Path
+) -> None:
+    path = model.save(trained, tmp_path)
+    assert path.read_bytes()[:2] == b"PK"  # a skops zip, not a pickle stream
+    loaded = model.load(tmp_path)
+    sample = [
+        _features(
+            Candidate("nightly", "deploy", "flaky", "shell", "sh deploy.sh", 35.0, 1, 1, 0, n, 0.0)
+        )
+        for n in (1, 4, 16)
+    ]
+    assert loaded.predict_many(sample) == pytest.approx(trained.predict_many(sample), abs=1e-12)
+    meta = json.loads((tmp_path / "failure.json").read_text())
+    assert meta["sha256"] and meta["data_from"] < meta["data_to"] < meta["test_from"]
+
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+    with pytest.raises(LearningError, match="changed after training"):
+        model.load(tmp_path)
+
+
+def test_a_model_file_with_foreign_types_is_refused(
+    tmp_path: Path, trained: model.TrainedModel
+) -> None:
+    import hashlib
+
+    import skops.io
+    from sklearn.preprocessing import FunctionTransformer
+
+    evil = FunctionTransformer(func=history.plan_text)  # a function outside sklearn/numpy
+    model.save(trained, tmp_path)
+    skops.io.dump(evil, tmp_path / "failure.skops")
+    meta = json.loads((tmp_path / "failure.json").read_text())
+    meta["sha256"] = hashlib.sha256((tmp_path / "failure.skops").read_bytes()).hexdigest()
+    (tmp_path / "failure.json").write_text(json.dumps(meta))
+    with pytest.raises(
+        LearningError,
+        match="holds types agenthq does not load: tests.integration.history.plan_text",
+    ):
+        model.load(tmp_path)
+
+
+def test_a_stale_model_or_one_worse_than_the_baseline_is_not_used(
+    trained: model.TrainedModel, tmp_path: Path, store: Store
+) -> None:
+    model.save(trained, tmp_path)
+    settings = ModelSettings(max_age_days=30)
+    predictor, why = open_predictor(tmp_path, settings, store.list_telemetry)
+    assert predictor is not None and "vs baseline" in why
+    later = time.time() + 31 * 86400
+    predictor, why = open_predictor(tmp_path, settings, store.list_telemetry, now=later)
+    assert predictor is None and "older than max_age_days=30" in why
+    predictor, why = open_predictor(tmp_path, ModelSettings(enabled=False), store.list_telemetry)
+    assert predictor is None and "disabled" in why
+    meta = model.read_meta(tmp_path)
+    assert meta is not None
+    worse = ModelMeta.from_json(
+        {
+            **meta.to_json(),
+            "model": {**meta.to_json()["model"], "roc_auc": meta.baseline.roc_auc - 0.01},
+        }
+    )
+    model.write_meta(worse, tmp_path)
+    predictor, why = open_predictor(tmp_path, settings, store.list_telemetry)
+    assert predictor is None and "does not beat the baseline" in why
+    assert open_predictor(tmp_path / "none", settings, store.list_telemetry)[0] is None
+
+
+def test_the_risk_gate_adds_the_models_points_and_the_row_keeps_the_prediction(
+    project: Path, trained: model.TrainedModel, store: Store
+) -> None:
+    home = project / ".agenthq"
+    model.save(trained, home / "models")
+    try:
+        runner = Runner(store, home=home, environ={}, gates=history.gate_config())
+        run = runner.run(
+            load_plan(project / "nightly.yaml"),
+            params={"seed": 99},
+            workspace=project,
+            max_workers=16,
+        )
+        risk = {g.step_id: g for g in store.get_gate_results(run.id) if g.gate == "risk"}
+        deploy = [g for s, g in risk.items() if s.startswith("deploy[")]
+        ship = [g for s, g in risk.items() if s.startswith("ship[")]
+        assert all("predicted_failure" in g.details for g in risk.values())
+        top = max(deploy, key=lambda g: g.details["predicted_failure"])
+        assert top.details["predicted_failure"] > 0.5
+        assert top.score == 35 + top.details["model_points"] and top.details["model_points"] > 5
+        assert any("the failure model predicts" in r for r in top.details["reasons"])
+        assert max(g.details["predicted_failure"] for g in ship) < top.details["predicted_failure"]
+        rows = [r for r in store.list_telemetry() if r.run_id == run.id]
+        assert rows and all(r.predicted_failure is not None for r in rows)
+        # The model's points never make a command a person must approve here: 35 + 25 < 80,
+        # and the allow rule still decides — but the score people see says what the model thinks.
+        assert run.state in ("failed", "succeeded")
+    finally:
+        for name in ("failure.skops", "failure.json"):
+            (home / "models" / name).unlink(missing_ok=True)
+
+
+def test_predictor_scores_one_step_from_live_history(
+    trained: model.TrainedModel, store: Store
+) -> None:
+    predictor = FailurePredictor(trained, store.list_telemetry)
+    now = time.time()
+
+    def p(agent: str, parallelism: int) -> float:
+        step = "deploy" if agent == "flaky" else "ship"
+        return predictor.predict(
+            Candidate(
+                "nightly", step, agent, "shell", "sh deploy.sh", 35.0, 1, 1, 0, parallelism, now
+            )
+        )
+
+    # It learned the interaction: flaky's deploys fail at high parallelism, not at low, and
+    # steady's deploys (same family) do not.
+    assert p("flaky", 12) > p("flaky", 1) + 0.3
+    assert p("flaky", 12) > p("steady", 12) + 0.3
+    assert 0.0 <= p("steady", 1) <= 1.0
+    assert predictor.history.agent_failure_rate("flaky") > predictor.history.agent_failure_rate(
+        "steady"
+    )
