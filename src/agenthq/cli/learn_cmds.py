@@ -343,7 +343,6 @@ def predict(
             raise InputError(f"{plan}: which step? add --step ID")
         candidate_plan, step_id, kind, fan_in, text, plan_agent = _plan_step(plan, step, param)
         agent = agent or plan_agent
-    began = time.perf_counter()
     trained = load(_models_dir(config))
     predictor = FailurePredictor(trained, common.store(config).list_telemetry)
     assessment = assess(text, workspace=Path.cwd()) if text else None
@@ -361,7 +360,6 @@ def predict(
         at=time.time(),
     )
     probability = predictor.predict(candidate)
-    loaded_ms = (time.perf_counter() - began) * 1000
     meta = trained.meta
     settings = common.gate_config(config).model
     usable, why = meta.usable(time.time(), settings.max_age_days)
@@ -389,7 +387,6 @@ def predict(
         print(f"  the risk gate adds {result['risk_points']} points for it")
     else:
         print(f"  the risk gate does not use the model: {why}")
-    print(f"  (loaded and scored in {loaded_ms:.0f} ms)", file=sys.stderr)
 
 
 def _plan_step(

@@ -24,6 +24,7 @@ from agenthq.engine import recovery, rollback
 from agenthq.engine.agent_board import AgentBoard
 from agenthq.engine.agent_calls import agents_used, check_agents
 from agenthq.engine.dispatch import Dispatcher
+from agenthq.engine.foresight import pending_predictions
 from agenthq.engine.gating import GateConfig, GatePipeline
 from agenthq.engine.limits import Limits
 from agenthq.engine.ownership import current_owner, owner_alive
@@ -467,6 +468,22 @@ class Runner:
             if not usable:  # it grew too old while this process ran
                 return None
         return self._predictor
+
+    def predict_pending(self, run_id: str) -> dict[str, float] | None:
+        """Each unfinished step's predicted failure probability (engine/foresight.py), or
+        None when no model is in use."""
+        predictor = self.predictor()
+        if predictor is None:
+            return None
+        run = self.store.get_run(run_id)
+        scores = {
+            a.step_id: a.score
+            for a in self.store.list_approvals(run_id=run_id)
+            if a.score is not None
+        }
+        return pending_predictions(
+            predictor, run, self.graph_of(run_id), self.store.get_steps(run_id), scores
+        )
 
     def _governance(self, run: RunRecord, graph: PlanGraph) -> Governance:
         """The gates' memory for this run, read back from the store (so it survives restarts)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import threading
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from agenthq.errors import LearningError
@@ -19,35 +19,70 @@ from agenthq.ml.trends import Chart
 __all__ = ["calibration_png", "draw", "importances_png"]
 
 COLOURS = ("#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c")
+# The dashboard's dark panels (static/style.css) and the report's white page.
+THEMES = {
+    "light": {
+        "face": "#ffffff",
+        "text": "#111827",
+        "muted": "#6b7280",
+        "grid": "#e5e7eb",
+        "edge": "#9ca3af",
+        "series": COLOURS,
+    },
+    "dark": {
+        "face": "#171d24",
+        "text": "#e6edf3",
+        "muted": "#8b98a5",
+        "grid": "#26303a",
+        "edge": "#4b5563",
+        "series": ("#4ea1ff", "#f85149", "#3fb950", "#bc8cff", "#d29922"),
+    },
+}
 _LOCK = threading.Lock()  # pyplot's state is global; the server draws from worker threads
 
 
-def _pyplot() -> Any:
+def _pyplot(theme: str = "light") -> Any:
     try:
         import matplotlib
     except ImportError:
         raise LearningError("charts need matplotlib: pip install 'agenthq[learn]'") from None
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
+    from cycler import cycler
 
+    if theme not in THEMES:
+        raise LearningError(f"unknown chart theme {theme!r}: use {' or '.join(THEMES)}")
+    look = THEMES[theme]
+    plt.rcdefaults()
     plt.rcParams.update(
         {
             "font.size": 9,
             "axes.spines.top": False,
             "axes.spines.right": False,
             "axes.grid": True,
-            "grid.color": "#e5e7eb",
-            "axes.edgecolor": "#9ca3af",
+            "grid.color": look["grid"],
+            "axes.edgecolor": look["edge"],
+            "figure.facecolor": look["face"],
+            "axes.facecolor": look["face"],
+            "savefig.facecolor": look["face"],
+            "text.color": look["text"],
+            "axes.labelcolor": look["muted"],
+            "axes.titlecolor": look["text"],
+            "xtick.color": look["muted"],
+            "ytick.color": look["muted"],
+            "legend.labelcolor": look["text"],
+            "axes.prop_cycle": cycler(color=list(look["series"])),
             "svg.fonttype": "none",  # text stays text: readable, searchable, small
         }
     )
     return plt
 
 
-def draw(chart: Chart, fmt: str = "svg") -> bytes:
+def draw(chart: Chart, fmt: str = "svg", theme: str = "light") -> bytes:
     """One trend chart; an empty one says there is nothing in the window yet."""
     with _LOCK:
-        plt = _pyplot()
+        plt = _pyplot(theme)
+        colours = THEMES[theme]["series"]
         figure, axes = plt.subplots(figsize=(7.2, 2.8), dpi=100)
         try:
             if chart.empty:
@@ -57,7 +92,7 @@ def draw(chart: Chart, fmt: str = "svg") -> bytes:
                     "no data in this window",
                     ha="center",
                     va="center",
-                    color="#6b7280",
+                    color=THEMES[theme]["muted"],
                     transform=axes.transAxes,
                 )
                 axes.set_xticks([])
@@ -65,7 +100,7 @@ def draw(chart: Chart, fmt: str = "svg") -> bytes:
             elif chart.kind == "bar":
                 labels = [str(r[0]) for r in chart.rows]
                 values = [float(r[1]) for r in chart.rows]
-                bars = axes.bar(labels, values, color=COLOURS[0], width=0.6)
+                bars = axes.bar(labels, values, color=colours[0], width=0.6)
                 for bar, row in zip(bars, chart.rows, strict=True):
                     axes.annotate(
                         f"{row[1]}% of {row[2]}",
@@ -73,9 +108,11 @@ def draw(chart: Chart, fmt: str = "svg") -> bytes:
                         ha="center",
                         va="bottom",
                         fontsize=8,
-                        color="#374151",
+                        color=THEMES[theme]["text"],
                     )
                 axes.set_ylim(0, max([*values, 1.0]) * 1.2)
+                axes.grid(axis="x", visible=False)
+                axes.set_axisbelow(True)
                 axes.tick_params(axis="x", labelrotation=20 if len(labels) > 5 else 0)
             else:
                 times = [
@@ -90,13 +127,19 @@ def draw(chart: Chart, fmt: str = "svg") -> bytes:
                         marker="o" if len(times) < 40 else None,
                         markersize=3,
                         linewidth=1.6,
-                        color=COLOURS[i],
+                        color=colours[i],
                         label=column.replace("_", " "),
                     )
                 axes.set_ylim(bottom=0)
                 if len(chart.columns) > 2:
-                    axes.legend(frameon=False, loc="upper left")
-                figure.autofmt_xdate()
+                    axes.legend(frameon=False, loc="best")
+                import matplotlib.dates as mdates
+
+                locator = mdates.AutoDateLocator(minticks=3, maxticks=8)  # type: ignore[no-untyped-call]
+                axes.xaxis.set_major_locator(locator)
+                axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
+                if len(times) == 1:  # one point: give it a day of room
+                    axes.set_xlim(times[0] - timedelta(hours=12), times[0] + timedelta(hours=12))
             axes.set_title(chart.title, loc="left", fontsize=10, fontweight="bold")
             axes.set_xlabel(chart.x_label)
             axes.set_ylabel(chart.y_label)
@@ -121,7 +164,7 @@ def calibration_png(
                 ("model", predicted, COLOURS[0]),
                 ("baseline: agent's failure rate", baseline, COLOURS[1]),
             ):
-                observed, mean = calibration_curve(failed, scores, n_bins=bins, strategy="quantile")
+                observed, mean = calibration_curve(failed, scores, n_bins=bins, strategy="uniform")
                 axes.plot(mean, observed, marker="o", color=colour, label=name)
             axes.set_xlim(0, 1)
             axes.set_ylim(0, 1)

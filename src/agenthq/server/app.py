@@ -31,6 +31,7 @@ from agenthq.engine.runner import Runner
 from agenthq.errors import (
     AgentHQError,
     InputError,
+    LearningError,
     NotFoundError,
     RunBusyError,
     StateError,
@@ -52,6 +53,7 @@ ERROR_STATUS: tuple[tuple[type[AgentHQError], int, str], ...] = (
     (StateError, 409, "conflict"),
     (InputError, 422, "invalid_input"),
     (StoreError, 503, "store_unavailable"),
+    (LearningError, 409, "model_unavailable"),
     (AgentHQError, 500, "error"),
 )
 
@@ -183,12 +185,14 @@ def create_app(ctx: ServerContext) -> FastAPI:
     from agenthq.server.routes import alerts as alert_routes
     from agenthq.server.routes import api, dashboard, stream
     from agenthq.server.routes import automations as automation_routes
+    from agenthq.server.routes import learning as learning_routes
     from agenthq.server.routes import messages as message_routes
 
     app.include_router(api.router)
     app.include_router(message_routes.router)
     app.include_router(alert_routes.router)
     app.include_router(automation_routes.router)
+    app.include_router(learning_routes.router)
     app.include_router(stream.router)
     app.include_router(dashboard.router)
     app.mount("/static", dashboard.static_files(), name="static")

@@ -175,6 +175,7 @@ def run_page(run_id: str, ctx: Ctx) -> HTMLResponse:
         started_runs=[
             serialize.started_run_json(r) for r in ctx.store.list_runs(origin_run=rid, limit=20)
         ],
+        predictions=ctx.runner.predict_pending(rid),
         nav="runs",
     )
 
@@ -236,6 +237,25 @@ def schedules_page(ctx: Ctx) -> HTMLResponse:
     ]
     return page(
         "schedules.html", ctx, seq=seq, automations=automations, fires=fires, nav="schedules"
+    )
+
+
+TREND_WINDOWS = ("24h", "7d", "30d")
+
+
+@router.get("/trends")
+def trends_page(ctx: Ctx, since: str = "7d") -> HTMLResponse:
+    from agenthq.server.routes.learning import charts_for, model_json
+
+    charts = charts_for(ctx, since)  # InputError (422) on a bad window, before any drawing
+    return page(
+        "trends.html",
+        ctx,
+        charts=charts,
+        since=since,
+        windows=TREND_WINDOWS,
+        model=model_json(ctx),
+        nav="trends",
     )
 
 

@@ -59,6 +59,9 @@ function runPage() {
       if (node) setState(node, event.to);
       const badge = $(`[data-state-of="${CSS.escape(event.step_id)}"]`);
       if (badge) { setState(badge, event.to); badge.textContent = event.to.replace("_", " "); }
+      // A prediction is about starting: once the step started (or ended) it is history.
+      const guess = $(`[data-prediction-of="${CSS.escape(event.step_id)}"]`);
+      if (guess && !["pending", "ready", "retrying", "awaiting_approval"].includes(event.to)) guess.remove();
       const tries = $(`[data-attempts-of="${CSS.escape(event.step_id)}"]`);
       if (tries && event.attempt) tries.textContent = event.attempt;
       if (selected === event.step_id) showStep(event.step_id);
