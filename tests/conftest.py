@@ -94,3 +94,14 @@ def make_run(
             step_ids=list(steps),
         )
     )
+
+
+@pytest.fixture(scope="session")
+def learning_history(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two days of real runs (tests/integration/history.py), generated once per session;
+    each module that uses it copies it (`history.copy_project`) so none sees another's runs."""
+    from tests.integration import history
+
+    project = tmp_path_factory.mktemp("history") / "project"
+    history.generate(project)
+    return project

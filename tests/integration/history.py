@@ -9,6 +9,7 @@ project).
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 import time
 from pathlib import Path
@@ -110,3 +111,9 @@ def generate(project: Path, workers: tuple[int, ...] = WORKERS) -> None:
                 workspace=project,
                 max_workers=max_workers,
             )
+
+
+def copy_project(source: Path, target: Path) -> Path:
+    """A private copy of a generated project (its database closed, so the file is whole)."""
+    shutil.copytree(source, target)
+    return target

@@ -17,6 +17,7 @@ import pytest
 import agenthq
 from agenthq.engine.runner import Runner
 from agenthq.errors import LearningError
+from agenthq.events.alerts import AlertEvaluator, AlertSettings
 from agenthq.ml import model
 from agenthq.ml.features import Candidate, derive
 from agenthq.ml.model import ModelMeta
@@ -29,10 +30,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("learning") / "project"
-    history.generate(root)
-    return root
+def project(tmp_path_factory: pytest.TempPathFactory, learning_history: Path) -> Path:
+    return history.copy_project(learning_history, tmp_path_factory.mktemp("learning") / "project")
 
 
 @pytest.fixture
@@ -61,7 +60,8 @@ def test_every_finished_attempt_writes_one_row_of_what_was_known_at_dispatch(
         assert (
             row.outcome == attempt.state.value if hasattr(attempt.state, "value") else attempt.state
         )
-        assert row.plan == "nightly" and row.kind == "shell"
+        assert row.plan == "nightly"
+        assert row.kind == "shell"
     deploys = [r for r in rows if r.step == "deploy"]
     assert {r.family for r in deploys} == {"sh deploy.sh"}
     assert {r.agent for r in deploys} == {"flaky"}
@@ -73,7 +73,8 @@ def test_every_finished_attempt_writes_one_row_of_what_was_known_at_dispatch(
     assert all(1 <= r.parallelism <= workers[r.run_id] for r in rows)
     assert max(r.parallelism for r in rows) >= 8
     failed = [r for r in deploys if r.outcome == "failed"]
-    assert failed and all(r.failure_class == "execution" for r in failed)
+    assert failed
+    assert all(r.failure_class == "execution" for r in failed)
     assert all(r.fan_in == 0 and r.duration_s > 0 for r in rows)
 
 
@@ -93,7 +94,8 @@ def test_history_features_only_count_what_finished_before_the_attempt_started(
         ]
         assert features["agent_failures_24h"] == len(earlier)
     first = derived[0][1]
-    assert first["agent_failures_24h"] == 0 and first["step_median_s"] == -1.0
+    assert first["agent_failures_24h"] == 0
+    assert first["step_median_s"] == -1.0
     assert first["agent_failure_rate"] == 0.5  # nothing seen yet: even odds
 
 
@@ -110,9 +112,11 @@ def test_the_model_beats_the_agents_failure_rate_on_later_runs(
         )
     assert meta.test_from > meta.data_to  # held-out attempts all started after training data
     assert meta.model.roc_auc >= meta.baseline.roc_auc + 0.1
-    assert meta.model.failures >= 10 and meta.model.rows >= 150
+    assert meta.model.failures >= 10
+    assert meta.model.rows >= 150
     assert set(meta.selection) == {"hist_gradient_boosting", "random_forest"}
-    assert 0 < meta.threshold < 1 and meta.beats_baseline
+    assert 0 < meta.threshold < 1
+    assert meta.beats_baseline
     assert {"scikit-learn", "skops", "numpy", "agenthq"} <= set(meta.versions)
 
 
@@ -136,7 +140,8 @@ def test_saved_with_skops_loaded_only_when_intact_and_trusted(
     ]
     assert loaded.predict_many(sample) == pytest.approx(trained.predict_many(sample), abs=1e-12)
     meta = json.loads((tmp_path / "failure.json").read_text())
-    assert meta["sha256"] and meta["data_from"] < meta["data_to"] < meta["test_from"]
+    assert meta["sha256"]
+    assert meta["data_from"] < meta["data_to"] < meta["test_from"]
 
     content = bytearray(path.read_bytes())
     content[len(content) // 2] ^= 0xFF
@@ -161,7 +166,7 @@ def test_a_model_file_with_foreign_types_is_refused(
     (tmp_path / "failure.json").write_text(json.dumps(meta))
     with pytest.raises(
         LearningError,
-        match="holds types agenthq does not load: tests.integration.history.plan_text",
+        match=r"holds types agenthq does not load: tests\.integration\.history\.plan_text",
     ):
         model.load(tmp_path)
 
@@ -172,12 +177,15 @@ def test_a_stale_model_or_one_worse_than_the_baseline_is_not_used(
     model.save(trained, tmp_path)
     settings = ModelSettings(max_age_days=30)
     predictor, why = open_predictor(tmp_path, settings, store.list_telemetry)
-    assert predictor is not None and "vs baseline" in why
+    assert predictor is not None
+    assert "vs baseline" in why
     later = time.time() + 31 * 86400
     predictor, why = open_predictor(tmp_path, settings, store.list_telemetry, now=later)
-    assert predictor is None and "older than max_age_days=30" in why
+    assert predictor is None
+    assert "older than max_age_days=30" in why
     predictor, why = open_predictor(tmp_path, ModelSettings(enabled=False), store.list_telemetry)
-    assert predictor is None and "disabled" in why
+    assert predictor is None
+    assert "disabled" in why
     meta = model.read_meta(tmp_path)
     assert meta is not None
     worse = ModelMeta.from_json(
@@ -188,7 +196,8 @@ def test_a_stale_model_or_one_worse_than_the_baseline_is_not_used(
     )
     model.write_meta(worse, tmp_path)
     predictor, why = open_predictor(tmp_path, settings, store.list_telemetry)
-    assert predictor is None and "does not beat the baseline" in why
+    assert predictor is None
+    assert "does not beat the baseline" in why
     assert open_predictor(tmp_path / "none", settings, store.list_telemetry)[0] is None
 
 
@@ -211,11 +220,23 @@ def test_the_risk_gate_adds_the_models_points_and_the_row_keeps_the_prediction(
         assert all("predicted_failure" in g.details for g in risk.values())
         top = max(deploy, key=lambda g: g.details["predicted_failure"])
         assert top.details["predicted_failure"] > 0.5
-        assert top.score == 35 + top.details["model_points"] and top.details["model_points"] > 5
+        assert top.score == 35 + top.details["model_points"]
+        assert top.details["model_points"] > 5
         assert any("the failure model predicts" in r for r in top.details["reasons"])
         assert max(g.details["predicted_failure"] for g in ship) < top.details["predicted_failure"]
         rows = [r for r in store.list_telemetry() if r.run_id == run.id]
-        assert rows and all(r.predicted_failure is not None for r in rows)
+        assert rows
+        assert all(r.predicted_failure is not None for r in rows)
+        # The rising-risk alert reads the predictions: flaky's are high, steady's are not.
+        flaky = [r.predicted_failure or 0.0 for r in rows if r.agent == "flaky"][-20:]
+        steady = [r.predicted_failure or 0.0 for r in rows if r.agent == "steady"][-20:]
+        threshold = (sum(flaky) / len(flaky) + sum(steady) / len(steady)) / 2
+        evaluator = AlertEvaluator(
+            store, AlertSettings(predicted_threshold=threshold, risk_threshold=101)
+        )
+        opened = [a for a in evaluator.evaluate() if a.rule == "rising_risk"]
+        assert [a.subject for a in opened] == ["agent:flaky"]
+        assert "failure model gives agent flaky" in opened[0].message
         # The model's points never make a command a person must approve here: 35 + 25 < 80,
         # and the allow rule still decides — but the score people see says what the model thinks.
         assert run.state in ("failed", "succeeded")

@@ -47,7 +47,11 @@ RULES: dict[str, tuple[str, str]] = {
         "medium",
         "an agent at its max_concurrency with `overload_queue` steps waiting",
     ),
-    "rising_risk": ("medium", "the mean risk of an agent's last `risk_window` commands is high"),
+    "rising_risk": (
+        "medium",
+        "the mean risk of an agent's last `risk_window` commands is high, or the failure "
+        "model predicts they fail (mean ≥ `predicted_threshold`)",
+    ),
     "upstream_failed": ("high", "a plan this one starts after failed"),
     "budget_exceeded": ("high", "a budget is spent; a step waits for an extension"),
     "breaker_opened": ("high", "a circuit breaker opened"),
@@ -72,6 +76,8 @@ class AlertSettings:
     overload_queue: int = 5
     risk_window: int = 20
     risk_threshold: float = 60.0
+    # …or the failure model's mean predicted probability for its last `risk_window` attempts
+    predicted_threshold: float = 0.5
     every: float = 5.0  # how often `agenthq serve` evaluates the timer rules
     severity: Mapping[str, str] = field(default_factory=dict)  # rule → severity override
     disabled: frozenset[str] = frozenset()
@@ -88,6 +94,7 @@ _NUMBERS = {
     "overload_queue": (int, 1),
     "risk_window": (int, 1),
     "risk_threshold": (float, 0.0),
+    "predicted_threshold": (float, 0.0),
     "every": (float, 0.5),
 }
 
@@ -273,6 +280,18 @@ class AlertEvaluator:
                     f"agent {agent}'s last commands score {act.mean_risk:.0f} on average "
                     f"(threshold {s.risk_threshold:g})",
                     {"mean_risk": round(act.mean_risk, 1)},
+                )
+            elif (
+                act.mean_predicted_failure is not None
+                and act.mean_predicted_failure >= s.predicted_threshold
+            ):
+                yield Finding(
+                    "rising_risk",
+                    f"agent:{agent}",
+                    f"the failure model gives agent {agent}'s last attempts a "
+                    f"{act.mean_predicted_failure:.0%} chance of failing on average "
+                    f"(threshold {s.predicted_threshold:.0%})",
+                    {"mean_predicted_failure": round(act.mean_predicted_failure, 3)},
                 )
 
     # ---- raising and resolving ------------------------------------------------------------

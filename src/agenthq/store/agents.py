@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy import Connection, and_, case, func, insert, select, update
 
 from agenthq.store.api import AgentActivity, AgentHealth
-from agenthq.store.tables import agent_health, attempts, gate_results, steps
+from agenthq.store.tables import agent_health, attempts, gate_results, steps, telemetry
 
 EventDraft = tuple[str | None, str | None, int | None, str, dict[str, object]]
 
@@ -42,7 +42,8 @@ def activity(
     ).all()
     records = {str(a): (int(n), int(f or 0)) for a, n, f in record_rows}
     risks = _mean_risks(conn, risk_window)
-    names = set(running) | set(records) | set(risks)
+    predicted = _mean_predictions(conn, risk_window)
+    names = set(running) | set(records) | set(risks) | set(predicted)
     return {
         name: AgentActivity(
             name=name,
@@ -50,6 +51,7 @@ def activity(
             attempts=records.get(name, (0, 0))[0],
             failures=records.get(name, (0, 0))[1],
             mean_risk=risks.get(name),
+            mean_predicted_failure=predicted.get(name),
         )
         for name in sorted(names)
     }
@@ -77,6 +79,21 @@ def _mean_risks(conn: Connection, window: int) -> dict[str, float]:
         if len(bucket) < window:
             bucket.append(float(score))
     return {agent: sum(v) / len(v) for agent, v in scores.items() if v}
+
+
+def _mean_predictions(conn: Connection, window: int) -> dict[str, float]:
+    rows = conn.execute(
+        select(telemetry.c.agent, telemetry.c.predicted_failure)
+        .where(telemetry.c.predicted_failure.is_not(None), telemetry.c.agent.is_not(None))
+        .order_by(telemetry.c.started_at.desc())
+        .limit(window * 50)
+    ).all()
+    found: dict[str, list[float]] = {}
+    for agent, value in rows:
+        bucket = found.setdefault(str(agent), [])
+        if len(bucket) < window:
+            bucket.append(float(value))
+    return {agent: sum(v) / len(v) for agent, v in found.items() if v}
 
 
 def health_records(conn: Connection) -> dict[str, AgentHealth]:

@@ -436,6 +436,8 @@ class AgentActivity:
     attempts: int  # finished attempts since the window's start
     failures: int
     mean_risk: float | None  # of the risk gate's scores for its last commands
+    # the failure model's mean prediction for its last attempts, when a model was in use
+    mean_predicted_failure: float | None = None
 
     @property
     def failure_rate(self) -> float:
