@@ -10,7 +10,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, select
 
 from agenthq.store.api import TelemetryRow
 from agenthq.store.tables import telemetry
@@ -42,16 +42,15 @@ def row_of(item: TelemetryRow) -> dict[str, Any]:
 
 
 def insert_rows(conn: Connection, items: Sequence[TelemetryRow]) -> None:
-    # A resumed run may report an attempt the crashed process already recorded: the first
-    # row stands (on SQLite and PostgreSQL alike, by checking rather than by dialect syntax).
+    """Insert, keeping the first row of an attempt: telemetry must never make the batch that
+    records an attempt's end fail (both SQLite and PostgreSQL know ON CONFLICT DO NOTHING)."""
     rows = [row_of(i) for i in items]
-    keys = {(r["run_id"], r["step_id"], r["attempt"]) for r in rows}
-    if len(keys) != len(rows):
-        unique: dict[tuple[str, str, int], dict[str, Any]] = {}
-        for r in rows:
-            unique.setdefault((r["run_id"], r["step_id"], r["attempt"]), r)
-        rows = list(unique.values())
-    conn.execute(insert(telemetry), rows)
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    if conn.dialect.name == "postgresql":
+        conn.execute(postgresql.insert(telemetry).on_conflict_do_nothing(), rows)
+    else:
+        conn.execute(sqlite.insert(telemetry).on_conflict_do_nothing(), rows)
 
 
 def read_rows(
