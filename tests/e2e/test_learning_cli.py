@@ -196,6 +196,11 @@ def test_policy_suggest_from_decisions_and_apply(tmp_path: Path) -> None:
     assert allowed["rule"]
     denied = project("risk", "docker system prune -f", "--json", check=True).json()
     assert denied["verdict"] == "refuse"
+    # The people's answers are on the report too: six questions, answered in seconds.
+    project("report", "--since", "1d", "--csv-dir", "csv", check=True)
+    waits = list(csv.DictReader(io.StringIO((tmp_path / "csv" / "approval_wait.csv").read_text())))
+    assert sum(int(r["approvals"]) for r in waits) == 6
+    assert all(0 <= float(r["p50_min"]) <= float(r["p95_min"]) < 5 for r in waits)
     again = project("policy", "suggest", check=True)
     assert "nothing to suggest" in again.out
     assert project("policy", "suggest", "--min-approved", "0").code == 2
