@@ -31,6 +31,7 @@ bench: install
 	$(BIN)/python benchmarks/serve_bench.py
 	$(BIN)/python benchmarks/long_running.py
 	$(BIN)/python benchmarks/workers_bench.py
+	$(BIN)/python benchmarks/ml_bench.py
 
 eval: install
 	$(BIN)/python benchmarks/eval.py

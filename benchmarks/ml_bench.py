@@ -19,12 +19,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+import agenthq  # noqa: E402
 from agenthq.ml import model  # noqa: E402
 from agenthq.ml.features import Candidate, History  # noqa: E402
-from agenthq.store.api import TelemetryRow  # noqa: E402
+from agenthq.store.api import Batch, TelemetryRow  # noqa: E402
 
 AGENTS = ("flaky", "steady", "coder", "reviewer", None)
-FAMILIES = ("sh deploy.sh", "pytest", "ruff check", "git push", "make build", "npm test", "sh lint.sh", "python migrate.py")
+FAMILIES = (
+    "sh deploy.sh",
+    "pytest",
+    "ruff check",
+    "git push",
+    "make build",
+    "npm test",
+    "sh lint.sh",
+    "python migrate.py",
+)
 
 
 def synthetic_rows(count: int, seed: int = 7, start: float = 1_780_000_000.0) -> list[TelemetryRow]:
@@ -70,12 +80,24 @@ def synthetic_rows(count: int, seed: int = 7, start: float = 1_780_000_000.0) ->
 
 def main() -> None:
     rows = synthetic_rows(100_000)
-    began = time.perf_counter()
-    trained = model.train(rows)
-    train_s = time.perf_counter() - began
+    # As `agenthq model train` does it: read the rows from a real store, then train.
+    with (
+        tempfile.TemporaryDirectory() as directory,
+        agenthq.open_store(f"sqlite:///{directory}/agenthq.db") as store,
+    ):
+        for start in range(0, len(rows), 5000):
+            store.apply(Batch(at=time.time(), telemetry=rows[start : start + 5000]))
+        began = time.perf_counter()
+        stored = store.list_telemetry()
+        read_s = time.perf_counter() - began
+        trained = model.train(stored)
+        train_s = time.perf_counter() - began
     meta = trained.meta
     print("ML: failure model on 100,000 synthetic telemetry rows (2 cores)")
-    print(f"  train (2 candidates): {train_s:.1f} s   target < 30 s   chose {meta.kind} {dict(meta.selection)}")
+    print(
+        f"  read from SQLite + train (2 candidates): {train_s:.1f} s (read {read_s:.1f} s)   "
+        f"target < 30 s   chose {meta.kind} {dict(meta.selection)}"
+    )
     print(
         f"  held-out {meta.model.rows} rows: model ROC-AUC {meta.model.roc_auc:.3f} PR-AUC {meta.model.pr_auc:.3f} "
         f"F1 {meta.model.f1:.3f} Brier {meta.model.brier:.4f}"
@@ -90,7 +112,9 @@ def main() -> None:
     history = History()
     for row in rows[-20_000:]:
         history.add(row)
-    candidate = Candidate("plan1", "s3", "flaky", "shell", "sh deploy.sh", 10.0, 1, 1, 2, 12, rows[-1].finished_at)
+    candidate = Candidate(
+        "plan1", "s3", "flaky", "shell", "sh deploy.sh", 10.0, 1, 1, 2, 12, rows[-1].finished_at
+    )
     timings = []
     for _ in range(300):
         t0 = time.perf_counter()
@@ -98,7 +122,9 @@ def main() -> None:
         timings.append(time.perf_counter() - t0)
     median_ms = statistics.median(timings) * 1000
     p95_ms = sorted(timings)[int(len(timings) * 0.95)] * 1000
-    print(f"  predict one step (features + model): median {median_ms:.2f} ms, p95 {p95_ms:.2f} ms   target < 5 ms   (p={p:.2f})")
+    print(
+        f"  predict one step (features + model): median {median_ms:.2f} ms, p95 {p95_ms:.2f} ms   target < 5 ms   (p={p:.2f})"
+    )
 
 
 if __name__ == "__main__":

@@ -39,9 +39,12 @@ class Suggestion:
 
     @property
     def note(self) -> str:
+        """The comment written beside the rule: counts, and the line when it differs."""
         if self.rule == "allow":
-            return f"approved {self.approved}x, never rejected: {self.command}"
-        return f"rejected {self.rejected}x, never approved: {self.command}"
+            counts = f"approved {self.approved}x, never rejected"
+        else:
+            counts = f"rejected {self.rejected}x, never approved"
+        return counts if self.patterns == (self.command,) else f"{counts}: {self.command}"
 
 
 def suggest(

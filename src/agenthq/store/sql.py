@@ -91,7 +91,7 @@ from agenthq.store.api import (
     WorktreeRecord,
 )
 from agenthq.store.chain import canonical_json, link_hash, stored_time, time_json
-from agenthq.store.tables import CHAIN_HEAD_ID, attempts, chain_head, events, runs, steps
+from agenthq.store.tables import CHAIN_HEAD_ID, attempts, chain_head, events, runs, steps, telemetry
 
 WRITE_OPTION = "agenthq_write"  # execution option: this transaction writes (see sqlite.py)
 
@@ -409,7 +409,8 @@ class SqlStore:
                     work_rows.insert_items(conn, batch.work_items)
                     _notify(conn, "work")
                 if batch.telemetry:
-                    telemetry_rows.insert_rows(conn, batch.telemetry)
+                    rows = [telemetry_rows.row_of(t) for t in batch.telemetry]
+                    _executemany(conn, ("insert", "telemetry"), lambda: insert(telemetry), rows)
                 notes = governance.write(conn, batch)
                 if notes:
                     closing = len(drafts) - _closing_runs(batch)

@@ -366,6 +366,10 @@ worktrees = Table(
 telemetry = Table(
     "telemetry",
     metadata,
+    # A rowid key: rows arrive in time order, so inserts append to the table and to the one
+    # index, the cheapest a commit of the scheduler can pay. An attempt ends once (its end is
+    # a compare-and-set in the same transaction), so no uniqueness key is needed.
+    Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(64), nullable=False),
     Column("step_id", String(), nullable=False),
     Column("attempt", Integer, nullable=False),
@@ -384,7 +388,5 @@ telemetry = Table(
     Column("outcome", String(16), nullable=False),  # succeeded | failed | cancelled
     Column("failure_class", String(32)),
     Column("cost_usd", Float),
-    PrimaryKeyConstraint("run_id", "step_id", "attempt", name="pk_telemetry"),
     Index("ix_telemetry_started", "started_at"),
-    Index("ix_telemetry_agent", "agent", "finished_at"),
 )

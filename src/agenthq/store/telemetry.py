@@ -1,13 +1,13 @@
 """Telemetry rows for store/sql.py: written with the attempt's end, read back in time order.
 
 Rows are written in the scheduler's batch (the same transaction as the attempt's end) by one
-executemany, so recording them costs a statement per commit, not per step.
+executemany of a statement compiled once, so recording them costs little more than the
+driver's own work.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -41,18 +41,6 @@ def row_of(item: TelemetryRow) -> dict[str, Any]:
     }
 
 
-def insert_rows(conn: Connection, items: Sequence[TelemetryRow]) -> None:
-    """Insert, keeping the first row of an attempt: telemetry must never make the batch that
-    records an attempt's end fail (both SQLite and PostgreSQL know ON CONFLICT DO NOTHING)."""
-    rows = [row_of(i) for i in items]
-    from sqlalchemy.dialects import postgresql, sqlite
-
-    if conn.dialect.name == "postgresql":
-        conn.execute(postgresql.insert(telemetry).on_conflict_do_nothing(), rows)
-    else:
-        conn.execute(sqlite.insert(telemetry).on_conflict_do_nothing(), rows)
-
-
 def read_rows(
     conn: Connection,
     *,
@@ -71,7 +59,7 @@ def read_rows(
         query = query.where(telemetry.c.finished_at > finished_after)
     if agent is not None:
         query = query.where(telemetry.c.agent == agent)
-    query = query.order_by(telemetry.c.started_at, telemetry.c.run_id, telemetry.c.step_id)
+    query = query.order_by(telemetry.c.started_at, telemetry.c.id)
     query = query.limit(min(limit or MAX_ROWS, MAX_ROWS))
     return [_record(row) for row in conn.execute(query)]
 

@@ -19,6 +19,7 @@ depends_on = None
 def upgrade() -> None:
     op.create_table(
         "telemetry",
+        sa.Column("id", sa.Integer(), primary_key=True, autoincrement=True),
         sa.Column("run_id", sa.String(64), nullable=False),
         sa.Column("step_id", sa.String(), nullable=False),
         sa.Column("attempt", sa.Integer(), nullable=False),
@@ -37,13 +38,10 @@ def upgrade() -> None:
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("failure_class", sa.String(32)),
         sa.Column("cost_usd", sa.Float()),
-        sa.PrimaryKeyConstraint("run_id", "step_id", "attempt", name="pk_telemetry"),
     )
     op.create_index("ix_telemetry_started", "telemetry", ["started_at"])
-    op.create_index("ix_telemetry_agent", "telemetry", ["agent", "finished_at"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_telemetry_agent", "telemetry")
     op.drop_index("ix_telemetry_started", "telemetry")
     op.drop_table("telemetry")
