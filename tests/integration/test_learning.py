@@ -245,6 +245,31 @@ def test_the_risk_gate_adds_the_models_points_and_the_row_keeps_the_prediction(
             (home / "models" / name).unlink(missing_ok=True)
 
 
+def test_a_person_asked_about_a_step_sees_the_models_prediction(
+    project: Path, trained: model.TrainedModel, store: Store
+) -> None:
+    from agenthq.engine.runner import RunOptions
+
+    home = project / ".agenthq"
+    model.save(trained, home / "models")
+    try:
+        runner = Runner(store, home=home, environ={})  # no allow rule: scripts are asked about
+        started = runner.start(
+            load_plan(project / "nightly.yaml"), params={"seed": 7}, workspace=project
+        )
+        run = runner.execute(started.id, options=RunOptions(max_workers=16, no_wait=True))
+        assert run.state == "awaiting_approval"
+        waiting = store.list_approvals(run_id=run.id)
+        deploys = [a for a in waiting if a.step_id.startswith("deploy[")]
+        assert deploys
+        assert all(0 < a.request["predicted_failure"] <= 1 for a in waiting)
+        assert any("the failure model predicts" in r for a in deploys for r in a.reasons)
+        runner.cancel(run.id)
+    finally:
+        for name in ("failure.skops", "failure.json"):
+            (home / "models" / name).unlink(missing_ok=True)
+
+
 def test_predictor_scores_one_step_from_live_history(
     trained: model.TrainedModel, store: Store
 ) -> None:

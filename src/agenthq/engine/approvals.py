@@ -75,6 +75,11 @@ def request(
     }
     if isinstance(budget, Mapping):
         payload.update(budget)
+    predicted = next(
+        (r.details["predicted_failure"] for r in results if "predicted_failure" in r.details), None
+    )
+    if predicted is not None:  # the failure model's view, for the person deciding
+        payload["predicted_failure"] = predicted
     expires = at + spec.timeout
     warn_at = expires - spec.warn_before if spec.warn_before < spec.timeout else None
     return ApprovalRequest(
