@@ -77,6 +77,9 @@ def test_train_eval_status_predict(cli: Cli) -> None:
     assert "baseline" in shown
     assert "ROC-AUC difference: +" in shown
 
+    checks = {f["check"]: f for f in cli("doctor", "--json").json()["findings"]}
+    assert checks["model"]["level"] == "ok"
+    assert "used by the risk gate" in checks["model"]["message"]
     status = cli("model", "status", "--json", check=True).json()
     assert status["used"] is True
     assert status["kind"] in ("hist_gradient_boosting", "random_forest")

@@ -46,6 +46,16 @@ def trained(project: Path) -> model.TrainedModel:
         return model.train(opened.list_telemetry())
 
 
+@pytest.fixture
+def installed(project: Path, trained: model.TrainedModel) -> Iterator[Path]:
+    """The trained model saved where a Runner of the project looks for it; removed after."""
+    home = project / ".agenthq"
+    model.save(trained, home / "models")
+    yield home
+    for name in ("failure.skops", "failure.json"):
+        (home / "models" / name).unlink(missing_ok=True)
+
+
 def test_every_finished_attempt_writes_one_row_of_what_was_known_at_dispatch(
     store: Store,
 ) -> None:
@@ -202,72 +212,60 @@ def test_a_stale_model_or_one_worse_than_the_baseline_is_not_used(
 
 
 def test_the_risk_gate_adds_the_models_points_and_the_row_keeps_the_prediction(
-    project: Path, trained: model.TrainedModel, store: Store
+    project: Path, installed: Path, store: Store
 ) -> None:
-    home = project / ".agenthq"
-    model.save(trained, home / "models")
-    try:
-        runner = Runner(store, home=home, environ={}, gates=history.gate_config())
-        run = runner.run(
-            load_plan(project / "nightly.yaml"),
-            params={"seed": 99},
-            workspace=project,
-            max_workers=16,
-        )
-        risk = {g.step_id: g for g in store.get_gate_results(run.id) if g.gate == "risk"}
-        deploy = [g for s, g in risk.items() if s.startswith("deploy[")]
-        ship = [g for s, g in risk.items() if s.startswith("ship[")]
-        assert all("predicted_failure" in g.details for g in risk.values())
-        top = max(deploy, key=lambda g: g.details["predicted_failure"])
-        assert top.details["predicted_failure"] > 0.5
-        assert top.score == 35 + top.details["model_points"]
-        assert top.details["model_points"] > 5
-        assert any("the failure model predicts" in r for r in top.details["reasons"])
-        assert max(g.details["predicted_failure"] for g in ship) < top.details["predicted_failure"]
-        rows = [r for r in store.list_telemetry() if r.run_id == run.id]
-        assert rows
-        assert all(r.predicted_failure is not None for r in rows)
-        # The rising-risk alert reads the predictions: flaky's are high, steady's are not.
-        flaky = [r.predicted_failure or 0.0 for r in rows if r.agent == "flaky"][-20:]
-        steady = [r.predicted_failure or 0.0 for r in rows if r.agent == "steady"][-20:]
-        threshold = (sum(flaky) / len(flaky) + sum(steady) / len(steady)) / 2
-        evaluator = AlertEvaluator(
-            store, AlertSettings(predicted_threshold=threshold, risk_threshold=101)
-        )
-        opened = [a for a in evaluator.evaluate() if a.rule == "rising_risk"]
-        assert [a.subject for a in opened] == ["agent:flaky"]
-        assert "failure model gives agent flaky" in opened[0].message
-        # The model's points never make a command a person must approve here: 35 + 25 < 80,
-        # and the allow rule still decides — but the score people see says what the model thinks.
-        assert run.state in ("failed", "succeeded")
-    finally:
-        for name in ("failure.skops", "failure.json"):
-            (home / "models" / name).unlink(missing_ok=True)
+    runner = Runner(store, home=installed, environ={}, gates=history.gate_config())
+    run = runner.run(
+        load_plan(project / "nightly.yaml"),
+        params={"seed": 99},
+        workspace=project,
+        max_workers=16,
+    )
+    risk = {g.step_id: g for g in store.get_gate_results(run.id) if g.gate == "risk"}
+    deploy = [g for s, g in risk.items() if s.startswith("deploy[")]
+    ship = [g for s, g in risk.items() if s.startswith("ship[")]
+    assert all("predicted_failure" in g.details for g in risk.values())
+    top = max(deploy, key=lambda g: g.details["predicted_failure"])
+    assert top.details["predicted_failure"] > 0.5
+    assert top.score == 35 + top.details["model_points"]
+    assert top.details["model_points"] > 5
+    assert any("the failure model predicts" in r for r in top.details["reasons"])
+    assert max(g.details["predicted_failure"] for g in ship) < top.details["predicted_failure"]
+    rows = [r for r in store.list_telemetry() if r.run_id == run.id]
+    assert rows
+    assert all(r.predicted_failure is not None for r in rows)
+    # The rising-risk alert reads the predictions: flaky's are high, steady's are not.
+    flaky = [r.predicted_failure or 0.0 for r in rows if r.agent == "flaky"][-20:]
+    steady = [r.predicted_failure or 0.0 for r in rows if r.agent == "steady"][-20:]
+    threshold = (sum(flaky) / len(flaky) + sum(steady) / len(steady)) / 2
+    evaluator = AlertEvaluator(
+        store, AlertSettings(predicted_threshold=threshold, risk_threshold=101)
+    )
+    opened = [a for a in evaluator.evaluate() if a.rule == "rising_risk"]
+    assert [a.subject for a in opened] == ["agent:flaky"]
+    assert "failure model gives agent flaky" in opened[0].message
+    # The model's points never make a command a person must approve here: 35 + 25 < 80,
+    # and the allow rule still decides — but the score people see says what the model thinks.
+    assert run.state in ("failed", "succeeded")
 
 
 def test_a_person_asked_about_a_step_sees_the_models_prediction(
-    project: Path, trained: model.TrainedModel, store: Store
+    project: Path, installed: Path, store: Store
 ) -> None:
     from agenthq.engine.runner import RunOptions
 
-    home = project / ".agenthq"
-    model.save(trained, home / "models")
-    try:
-        runner = Runner(store, home=home, environ={})  # no allow rule: scripts are asked about
-        started = runner.start(
-            load_plan(project / "nightly.yaml"), params={"seed": 7}, workspace=project
-        )
-        run = runner.execute(started.id, options=RunOptions(max_workers=16, no_wait=True))
-        assert run.state == "awaiting_approval"
-        waiting = store.list_approvals(run_id=run.id)
-        deploys = [a for a in waiting if a.step_id.startswith("deploy[")]
-        assert deploys
-        assert all(0 < a.request["predicted_failure"] <= 1 for a in waiting)
-        assert any("the failure model predicts" in r for a in deploys for r in a.reasons)
-        runner.cancel(run.id)
-    finally:
-        for name in ("failure.skops", "failure.json"):
-            (home / "models" / name).unlink(missing_ok=True)
+    runner = Runner(store, home=installed, environ={})  # no allow rule: scripts are asked about
+    started = runner.start(
+        load_plan(project / "nightly.yaml"), params={"seed": 7}, workspace=project
+    )
+    run = runner.execute(started.id, options=RunOptions(max_workers=16, no_wait=True))
+    assert run.state == "awaiting_approval"
+    waiting = store.list_approvals(run_id=run.id)
+    deploys = [a for a in waiting if a.step_id.startswith("deploy[")]
+    assert deploys
+    assert all(0 < a.request["predicted_failure"] <= 1 for a in waiting)
+    assert any("the failure model predicts" in r for a in deploys for r in a.reasons)
+    runner.cancel(run.id)
 
 
 def test_predictor_scores_one_step_from_live_history(

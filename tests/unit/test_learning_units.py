@@ -287,3 +287,43 @@ def test_model_settings_defaults_and_values(tmp_path: Path) -> None:
         {"model": {"weight": 0.5, "max_age_days": 7, "enabled": False}}, "x"
     ).model
     assert (settings.weight, settings.max_age_days, settings.enabled) == (0.5, 7.0, False)
+
+
+def test_doctor_says_whether_the_model_is_used(tmp_path: Path) -> None:
+    from agenthq.engine.doctor import check_model
+    from agenthq.ml.model import Metrics, ModelMeta, write_meta
+    from agenthq.ml.predictor import ModelSettings
+
+    settings = ModelSettings(max_age_days=30)
+    assert check_model(tmp_path, settings, 0.0) == []  # no model: nothing to say
+    good = Metrics(0.9, 0.6, 0.5, 0.1, 0.5, 100, 20)
+    base = Metrics(0.7, 0.3, 0.2, 0.2, 0.4, 100, 20)
+    meta = ModelMeta(
+        kind="hist_gradient_boosting",
+        created_at=1000.0,
+        data_from=0.0,
+        data_to=500.0,
+        test_from=600.0,
+        train_rows=400,
+        threshold=0.5,
+        model=good,
+        baseline=base,
+        selection={"hist_gradient_boosting": 0.9},
+        versions={},
+    )
+    write_meta(meta, tmp_path)
+    (used,) = check_model(tmp_path, settings, 2000.0)
+    assert used.level == "ok"
+    assert "used by the risk gate" in used.message
+    (stale,) = check_model(tmp_path, settings, 1000.0 + 31 * 86400)
+    assert stale.level == "degraded"
+    assert "older than max_age_days=30" in stale.message
+    write_meta(ModelMeta(**{**meta.__dict__, "model": base, "baseline": good}), tmp_path)
+    (worse,) = check_model(tmp_path, settings, 2000.0)
+    assert worse.level == "ok"
+    assert "does not beat the baseline" in worse.message
+    assert check_model(tmp_path, ModelSettings(enabled=False), 2000.0) == []
+    (tmp_path / "failure.json").write_text("{not json")
+    (broken,) = check_model(tmp_path, settings, 2000.0)
+    assert broken.level == "degraded"
+    assert "retrain" in broken.message

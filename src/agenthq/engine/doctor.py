@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agenthq.engine.ownership import owner_alive
+from agenthq.errors import LearningError
+from agenthq.ml.model import read_meta
+from agenthq.ml.predictor import ModelSettings
 from agenthq.store.api import ApprovalState, Store
 
 LEVELS = ("ok", "degraded", "repair")
@@ -182,6 +185,22 @@ def check_disk(home: Path) -> list[Finding]:
         )
     )
     return findings
+
+
+def check_model(directory: Path, settings: ModelSettings, now: float) -> list[Finding]:
+    """The failure model: used, or why not. A stale one degrades (the risk gate lost a signal
+    it had); one that does not beat the baseline is simply not used."""
+    try:
+        meta = read_meta(directory)
+    except LearningError as exc:
+        return [Finding("model", "degraded", str(exc))]
+    if meta is None or not settings.enabled:
+        return []
+    usable, why = meta.usable(now, settings.max_age_days)
+    if usable:
+        return [Finding("model", "ok", f"the failure model is used by the risk gate: {why}")]
+    level = "degraded" if "older than" in why else "ok"
+    return [Finding("model", level, f"the failure model is not used: {why}")]
 
 
 def prune_logs(home: Path, older_than: float, now: float, finished: Callable[[str], bool]) -> int:

@@ -14,7 +14,7 @@ here, and the records that exist all mean something.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -160,10 +160,12 @@ class GatePipeline:
         *,
         home: Path | None = None,
         gate_breakers: Mapping[str, breakers.Breaker] | None = None,
-        predictor: FailurePredictor | None = None,
+        predictor: Callable[[], FailurePredictor | None] | None = None,
     ) -> None:
         self.config = config
-        self.predictor = predictor  # the failure model, only when it beats the baseline
+        # The failure model (only when it beats the baseline), asked for when the risk gate is
+        # first built: a run of Python steps never loads scikit-learn.
+        self.predictor = predictor
         self.graph = graph
         self.workspace = workspace
         plan_policy = graph.spec.policy
@@ -387,7 +389,7 @@ def _build_gate(pipeline: GatePipeline, name: str) -> Gate:
             pipeline.policy,
             workspace=pipeline.workspace,
             home=pipeline.user_home,
-            predictor=pipeline.predictor,
+            predictor=pipeline.predictor() if pipeline.predictor is not None else None,
             model_weight=pipeline.config.model.weight,
         )
     if name == "secrets":

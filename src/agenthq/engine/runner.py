@@ -496,7 +496,7 @@ class Runner:
                 Path(run.workspace),
                 home=Path(self.environ.get("HOME") or Path.home()),
                 gate_breakers=gate_breakers,
-                predictor=self.predictor(),
+                predictor=self.predictor,
             ),
             quarantined={
                 a.name: a.reason or "quarantined"

@@ -6,6 +6,9 @@ drift); health is the one thing only a health check knows, so it has its own tab
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import Connection, and_, case, func, insert, select, update
 
 from agenthq.store.api import AgentActivity, AgentHealth
@@ -73,12 +76,7 @@ def _mean_risks(conn: Connection, window: int) -> dict[str, float]:
         .order_by(gate_results.c.id.desc())
         .limit(window * 50)
     ).all()
-    scores: dict[str, list[float]] = {}
-    for agent, score in rows:
-        bucket = scores.setdefault(str(agent), [])
-        if len(bucket) < window:
-            bucket.append(float(score))
-    return {agent: sum(v) / len(v) for agent, v in scores.items() if v}
+    return _newest_means(rows, window)
 
 
 def _mean_predictions(conn: Connection, window: int) -> dict[str, float]:
@@ -88,6 +86,11 @@ def _mean_predictions(conn: Connection, window: int) -> dict[str, float]:
         .order_by(telemetry.c.started_at.desc())
         .limit(window * 50)
     ).all()
+    return _newest_means(rows, window)
+
+
+def _newest_means(rows: Sequence[Any], window: int) -> dict[str, float]:
+    """Per agent, the mean of its first `window` values of (agent, value) rows, newest first."""
     found: dict[str, list[float]] = {}
     for agent, value in rows:
         bucket = found.setdefault(str(agent), [])
