@@ -216,3 +216,42 @@ def test_policy_suggest_with_a_broken_config_says_where(tmp_path: Path) -> None:
     assert broken.code == 2
     assert "agenthq.toml" in broken.err
     assert "Traceback" not in broken.err
+
+
+BLOCKED = """
+import sys
+for name in ("sklearn", "skops", "matplotlib", "pyarrow"):
+    sys.modules[name] = None  # as if the `learn` extra were not installed
+from agenthq.cli.main import main
+raise SystemExit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize(
+    ("args", "needs"),
+    [
+        (("model", "train"), "pip install 'agenthq[learn]'"),
+        (("telemetry", "export", "--parquet", "x.parquet"), "Parquet export needs pyarrow"),
+        (("report", "--html", "r.html"), "charts need matplotlib"),
+    ],
+)
+def test_without_the_learn_extra_commands_say_what_to_install(
+    cli: Cli, args: tuple[str, ...], needs: str
+) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", BLOCKED, *args],
+        cwd=cli.project,
+        env=cli.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1, done.stderr
+    assert needs in done.stderr
+    assert "Traceback" not in done.stderr
+    # What needs no extra still works: CSV export and the report's tables.
+    assert cli("telemetry", "export", "--csv", "-").code == 0

@@ -108,11 +108,17 @@ def test_a_due_schedule_runs_inside_serve(live: LiveServer) -> None:
         assert run["state"] == "succeeded"
         assert run["origin"]["kind"] == "schedule"
         assert run["origin"]["schedule"] == "soon"
-        # Moved on to tomorrow's tick, and a second look fires nothing more.
+        # Moved on to the next 03:00 in New York (within a day, whatever the hour now), and a
+        # second look fires nothing more.
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
         (soon,) = [
             a for a in http.get("/api/automations").json()["automations"] if a["id"] == "soon"
         ]
-        assert soon["next_at"] > time.time() + 3600
+        assert time.time() < soon["next_at"] <= time.time() + 86400
+        local = datetime.fromtimestamp(soon["next_at"], ZoneInfo("America/New_York"))
+        assert (local.hour, local.minute) == (3, 0)
         time.sleep(1.5)
         assert len(http.get("/api/automations/soon/fires").json()["fires"]) == 1
 

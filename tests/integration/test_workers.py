@@ -112,6 +112,10 @@ def test_two_workers_run_every_step_once_and_route_by_capability(
     owners = {a.step_id: a.owner or "" for a in store.get_attempts(record.id)}
     assert all(owner.startswith("worker ") for owner in owners.values())
     assert len({owners[f"job[{i}]"] for i in range(40)} | {owners["gpu"]}) == 2
+    # Steps that ran on workers leave telemetry like any other (the scheduler writes it).
+    rows = [r for r in store.list_telemetry() if r.run_id == record.id]
+    assert sorted(r.step_id for r in rows) == sorted(owners)
+    assert all(r.outcome == "succeeded" for r in rows)
 
 
 SLOW = """

@@ -84,11 +84,11 @@ def export(
         raise InputError("give exactly one of --csv FILE (or --csv -) and --parquet FILE")
     store = common.store()
     started_from = time.time() - _seconds(since, "--since") if since else None
-    # History features need the day before the window too; rows before it are not exported.
-    lookback = None if started_from is None else started_from - 86400.0
+    # History features read everything before each row (the agent's rate has no window), so
+    # all rows are derived and only the window's are written: the same values as in training.
     records = [
         export_record(row, features)
-        for row, features in derive(store.list_telemetry(started_from=lookback))
+        for row, features in derive(store.list_telemetry())
         if started_from is None or row.started_at >= started_from
     ]
     columns = list(export_columns())

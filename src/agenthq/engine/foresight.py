@@ -2,15 +2,17 @@
 if it starts now — for the dashboard's run page and `GET /api/runs/{id}/predictions`.
 
 A pending step's command is not rendered yet (its upstream outputs do not exist), so it is
-judged on the command as written; its risk score, when it is waiting for a person, is the one
-the gate gave. Parallelism is what the run would allow it: min(max_workers, unfinished steps).
+judged — family and risk score — on the command as written; a step waiting for a person keeps
+the score the gate gave. All steps go to the model in one call. Parallelism is what the run would allow it: min(max_workers, unfinished steps).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 
+from agenthq.gates.risk import assess
 from agenthq.graph import PlanGraph
 from agenthq.ml.features import Candidate, command_family
 from agenthq.ml.predictor import FailurePredictor
@@ -32,33 +34,41 @@ def pending_predictions(
     unfinished = [s for s in steps if not s.state.finished and s.state is not StepState.RUNNING]
     parallelism = max(1, min(run.max_workers, len(unfinished)))
     now = time.time()
-    predictions: dict[str, float] = {}
+    judged: dict[str, tuple[int, int]] = {}  # command as written → (risk score, reasons)
+    candidates: dict[str, Candidate] = {}
     for step in unfinished[:LIMIT]:
         node = graph.nodes.get(step.step_id)
         if node is None:
             continue
         spec = node.spec
         family: str | None
+        risk: float | None = scores.get(step.step_id)
+        reasons = 0
         if spec.uses is not None:
             kind, family = "python", spec.uses
         elif spec.prompt is not None:
             kind, family = "agent", node.agent
-        else:
+        elif spec.run is not None:
             kind, family = "shell", command_family(spec.run)
-        if spec.run is None and spec.uses is None and spec.prompt is None:
+            if spec.run not in judged:
+                assessment = assess(spec.run, workspace=Path(run.workspace))
+                judged[spec.run] = (assessment.score, len(assessment.reasons))
+            score, reasons = judged[spec.run]
+            risk = score if risk is None else risk
+        else:
             continue  # a wait: nothing runs
-        candidate = Candidate(
+        candidates[step.step_id] = Candidate(
             plan=run.plan,
             step=node.base_id,
             agent=node.agent,
             kind=kind,
             family=family,
-            risk_score=scores.get(step.step_id),
-            reason_count=0,
+            risk_score=risk,
+            reason_count=reasons,
             attempt=step.attempts + 1,
             fan_in=len(spec.needs),
             parallelism=parallelism,
             at=now,
         )
-        predictions[step.step_id] = round(predictor.predict(candidate), 4)
-    return predictions
+    found = predictor.predict_many(list(candidates.values()))
+    return {step_id: round(p, 4) for step_id, p in zip(candidates, found, strict=True)}

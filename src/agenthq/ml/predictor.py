@@ -10,7 +10,7 @@ better than the baseline — in which case nothing uses it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +54,14 @@ class FailurePredictor:
         return f"{meta.kind} trained {time.strftime('%Y-%m-%d', time.gmtime(meta.created_at))}"
 
     def predict(self, candidate: Candidate) -> float:
+        (probability,) = self.predict_many([candidate])
+        return probability
+
+    def predict_many(self, candidates: Sequence[Candidate]) -> list[float]:
+        """One call to the model for many steps (a run page): the per-call cost dominates."""
         if self.clock() - self._read_at >= REFRESH_S:
             self._refresh()
-        (probability,) = self.model.predict_many([self.history.features(candidate)])
-        return probability
+        return self.model.predict_many([self.history.features(c) for c in candidates])
 
     def _refresh(self, first: bool = False) -> None:
         now = self.clock()
