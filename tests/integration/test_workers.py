@@ -89,6 +89,11 @@ def test_two_workers_run_every_step_once_and_route_by_capability(
     plan = load_plan_text(FANOUT % (items, tmp_path, tmp_path), name="fanout.yaml")
     cpu = start_worker(pg_url, tmp_path / "w1", "--concurrency", "4")
     gpu = start_worker(pg_url, tmp_path / "w2", "--concurrency", "4", "-c", "gpu")
+    # Both listening before the run: a worker still starting when the SIGTERM of `stop` came
+    # would die before its handler existed (and print nothing), which is not what is tested.
+    for worker in (cpu, gpu):
+        assert worker.stdout is not None
+        assert "capabilities" in worker.stdout.readline()
     outputs = ["", ""]
     try:
         runner = runner_for(store, tmp_path)

@@ -123,3 +123,29 @@ def test_doctor_reports_stale_leases(store: SqlStore) -> None:
     assert stale.level == "degraded"
     assert "w-gone" in stale.message
     assert f"agenthq resume {run.id}" in stale.message
+
+
+def test_a_claim_in_progress_locks_only_what_it_takes(store_url: str, store: SqlStore) -> None:
+    """A worker with capabilities choosing among queued items must not hold every candidate
+    locked: another worker claiming meanwhile still gets the rest (PostgreSQL's SKIP LOCKED;
+    on SQLite one writer at a time makes this moot, and the claim simply waits)."""
+    from sqlalchemy import create_engine
+
+    from agenthq.store import work as work_rows
+
+    run = make_run(store, [f"s{i}" for i in range(8)])
+    queue(store, run.id, {f"s{i}": [] for i in range(8)})
+    if not store_url.startswith("postgresql"):
+        assert len(store.claim_work("gpu-1", ["gpu"], 1, 30.0, 200.0)) == 1
+        return
+    engine = create_engine(store_url)
+    try:
+        with engine.connect() as held:
+            transaction = held.begin()
+            mine = work_rows.claim(held, "gpu-1", ["gpu"], 1, until=230.0, now=200.0)
+            assert len(mine) == 1  # not committed yet: its rows stay locked
+            others = store.claim_work("cpu-1", [], 10, 30.0, 200.0)
+            assert len(others) == 7
+            transaction.commit()
+    finally:
+        engine.dispose()

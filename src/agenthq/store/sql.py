@@ -622,15 +622,21 @@ class SqlStore:
         if self._engine.dialect.name != "postgresql":
             time.sleep(timeout)
             return False
-        listener = self._listener(channel)
+        listener, new = self._listener(channel)
+        if new:
+            # A signal sent while this connection was being opened reached only the caller's
+            # other connections (one per thread): look now rather than sleep through it.
+            return True
         return any(True for _ in listener.notifies(timeout=timeout, stop_after=1))
 
-    def _listener(self, channel: str) -> Any:
-        """One autocommit psycopg connection per channel and thread, LISTENing."""
+    def _listener(self, channel: str) -> tuple[Any, bool]:
+        """One autocommit psycopg connection per channel and thread, LISTENing; and whether
+        it was opened just now."""
         import threading
 
         key = (channel, threading.get_ident())
         found = self._listeners.get(key)
+        new = found is None or found.closed
         if found is None or found.closed:
             import psycopg
 
@@ -640,7 +646,7 @@ class SqlStore:
             found = psycopg.connect(conninfo, autocommit=True)
             found.execute(f"LISTEN agenthq_{channel}")
             self._listeners[key] = found
-        return found
+        return found, new
 
     def abandon_work(self, run_id: str) -> int:
         with self._writing() as conn:

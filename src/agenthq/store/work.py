@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, insert, select, update
+from sqlalchemy import Connection, and_, insert, or_, select, update
 
 from agenthq.store.api import Claim, WorkItem, WorkStatus
 from agenthq.store.chain import canonical_json
@@ -74,15 +74,27 @@ def claim(
         .where(work_items.c.state == "queued")
         .order_by(work_items.c.created_at, work_items.c.run_id, work_items.c.step_id)
     )
+    have = set(capabilities)
     if capabilities:
-        # Some items may need what this worker lacks: look at more than it takes.
-        query = query.limit(max(limit * 4, CANDIDATES))
+        # Some items may need what this worker lacks: find the ones it can run without locking
+        # anything, then lock only those. (Locking every candidate while choosing made another
+        # worker's claim find all of them locked, and sleep while this one ran them all.)
+        peek = query.with_only_columns(
+            work_items.c.run_id, work_items.c.step_id, work_items.c.number, work_items.c.needs
+        ).limit(max(limit * 4, CANDIDATES))
+        fitting = [
+            (run_id, step_id, number)
+            for run_id, step_id, number, needs in conn.execute(peek)
+            if {n for n in str(needs).split(",") if n} <= have
+        ][: limit * 2]
+        if not fitting:
+            return []
+        query = query.where(or_(*(_key(key) for key in fitting))).limit(limit)
     else:
         # It can take only items that need nothing: lock no more rows than it will take.
         query = query.where(work_items.c.needs == "").limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    have = set(capabilities)
     taken: list[Claim] = []
     for run_id, step_id, number, needs, payload in conn.execute(query):
         wanted = {n for n in str(needs).split(",") if n}
