@@ -98,7 +98,9 @@ def test_train_eval_status_predict(cli: Cli) -> None:
     assert step["agent"] == "flaky"
     assert step["family"] == "sh deploy.sh"
     ship = predict("nightly.yaml", "--step", "ship", "--parallelism", "14")
-    assert float(step["probability"]) > float(ship["probability"]) + 0.3  # type: ignore[arg-type]
+    deploy_p, ship_p = float(step["probability"]), float(ship["probability"])  # type: ignore[arg-type]
+    assert deploy_p > ship_p + 0.15
+    assert deploy_p > 3 * ship_p
     assert "predicted failure:" in cli("model", "predict", "nightly.yaml", "--step", "ship").out
 
 
