@@ -11,6 +11,7 @@ import csv
 import difflib
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -576,6 +577,10 @@ def report(
         _output(html).write_text(render_html(charts_list, since=since, now=time.time()))
         print(f"wrote {html}")
     if html is None and csv_dir is None and png_dir is None:
+        # On a terminal, hours and days with nothing in them are left out (files keep them,
+        # so a plot of the CSV has its gaps).
         for chart in charts_list:
             print(f"== {chart.title}")
-            print(chart.csv() if not chart.empty else "(no data in this window)\n")
+            busy = [r for r in chart.rows if any(v not in (0, 0.0) for v in r[1:])]
+            shown = replace(chart, rows=busy)
+            print(shown.csv() if busy else "(no data in this window)\n")
