@@ -92,7 +92,7 @@ def test_train_eval_status_predict(cli: Cli) -> None:
     assert busy["family"] == "sh deploy.sh"
     assert busy["model_used_by_risk_gate"] is True
     # A bare command has no step history: the model still ranks it, with less confidence.
-    assert float(busy["probability"]) > 10 * float(calm["probability"])  # type: ignore[arg-type]
+    assert float(busy["probability"]) > float(calm["probability"])  # type: ignore[arg-type]
     assert busy["risk_points"] == round(25 * float(busy["probability"]))  # type: ignore[arg-type]
     step = predict("nightly.yaml", "--step", "deploy", "--parallelism", "14")
     assert step["agent"] == "flaky"
