@@ -327,3 +327,22 @@ def test_doctor_says_whether_the_model_is_used(tmp_path: Path) -> None:
     (broken,) = check_model(tmp_path, settings, 2000.0)
     assert broken.level == "degraded"
     assert "retrain" in broken.message
+
+
+def test_a_step_as_the_model_sees_it_before_it_runs() -> None:
+    from agenthq.engine.foresight import as_written
+    from agenthq.graph import compile_plan
+    from agenthq.spec.load import load_plan_text
+
+    loaded = load_plan_text(
+        "name: p\nsteps:\n"
+        "  - {id: sh, run: 'git push origin {{ params.branch }}'}\n"
+        "  - {id: py, uses: 'agenthq.builtin:echo', with: {text: hi}}\n"
+        "  - {id: nap, wait: 1h}\n"
+        "params: {branch: {default: main}}\n"
+    )
+    nodes = compile_plan(loaded.spec, params={"branch": "main"}).nodes
+    assert as_written(nodes["sh"]) == ("shell", "git push", "git push origin {{ params.branch }}")
+    # A Python step is never scored as if its callable were a shell command.
+    assert as_written(nodes["py"]) == ("python", "agenthq.builtin:echo", None)
+    assert as_written(nodes["nap"]) is None

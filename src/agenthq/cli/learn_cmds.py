@@ -22,6 +22,7 @@ from agenthq.errors import ConfigError, InputError, LearningError
 
 if TYPE_CHECKING:
     from agenthq.config import Settings
+    from agenthq.graph import StepNode
     from agenthq.ml.model import Metrics, ModelMeta
 
 telemetry_app = typer.Typer(
@@ -219,11 +220,9 @@ def evaluate(
     from agenthq.ml import charts, model
 
     config = common.settings()
-    store = common.store(config)
     directory = _models_dir(config)
     trained = model.load(directory)
-    rows = store.list_telemetry()
-    updated, result = model.evaluate(trained, rows)
+    updated, result = model.evaluate(trained, common.store(config).list_telemetry())
     model.write_meta(updated.meta, directory)
     target = out or directory
     if not target.exists():
@@ -232,7 +231,8 @@ def evaluate(
     calibration.write_bytes(
         charts.calibration_png(result.failed, result.predicted, result.baseline_predicted)
     )
-    names, means, stds = _importances(updated, rows)
+    assert result.part is not None
+    names, means, stds = model.importances(updated, result.part)
     importances = target / "importances.png"
     importances.write_bytes(charts.importances_png(names, means, stds))
     meta = updated.meta
@@ -250,34 +250,6 @@ def evaluate(
     usable, why = meta.usable(time.time(), common.gate_config(config).model.max_age_days)
     print(("usable: " if usable else "not used: ") + why)
     print(f"wrote {calibration} and {importances}")
-
-
-def _importances(trained: Any, rows: Any) -> tuple[list[str], list[float], list[float]]:
-    """Permutation importance of each input column on the held-out part (at most 5,000 rows)."""
-    import numpy
-    from sklearn.inspection import permutation_importance
-
-    from agenthq.ml.model import COLUMNS, _matrix, dataset
-
-    data = dataset(rows)
-    start = next(
-        (i for i, at in enumerate(data.started) if at >= trained.meta.test_from), len(data)
-    )
-    held = data.slice(start)
-    held = held.slice(max(0, len(held) - 5000))
-    result = permutation_importance(
-        trained.pipeline,
-        _matrix(numpy, held.features),
-        held.failed,
-        scoring="roc_auc",
-        n_repeats=5,
-        random_state=0,
-    )
-    return (
-        list(COLUMNS),
-        [float(v) for v in result.importances_mean],
-        [float(v) for v in result.importances_std],
-    )
 
 
 @model_app.command("status")
@@ -330,6 +302,7 @@ def predict(
     json_output: JsonOpt = False,
 ) -> None:
     """The probability that a plan's step (or a command) fails if it starts now."""
+    from agenthq.engine.foresight import as_written
     from agenthq.gates.risk import assess
     from agenthq.ml.features import Candidate, command_family
     from agenthq.ml.model import load
@@ -338,21 +311,26 @@ def predict(
     if (plan is None) == (command is None):
         raise InputError("give a plan file with --step, or --command 'CMD'")
     config = common.settings()
-    candidate_plan, step_id, kind, fan_in, text = "", "", "shell", 0, command
+    plan_name, step_id, fan_in = "", "", 0
+    kind, family, text = "shell", command_family(command), command
     if plan is not None:
         if step is None:
             raise InputError(f"{plan}: which step? add --step ID")
-        candidate_plan, step_id, kind, fan_in, text, plan_agent = _plan_step(plan, step, param)
-        agent = agent or plan_agent
+        plan_name, node = _plan_step(plan, step, param)
+        described = as_written(node)
+        if described is None:
+            raise InputError(f"{plan}: step {step!r} only waits; nothing runs to predict")
+        kind, family, text = described
+        step_id, fan_in, agent = node.base_id, len(node.spec.needs), agent or node.agent
     trained = load(_models_dir(config))
     predictor = FailurePredictor(trained, common.store(config).list_telemetry)
     assessment = assess(text, workspace=Path.cwd()) if text else None
     candidate = Candidate(
-        plan=candidate_plan,
+        plan=plan_name,
         step=step_id,
         agent=agent,
         kind=kind,
-        family=command_family(text),
+        family=family,
         risk_score=float(assessment.score) if assessment else None,
         reason_count=len(assessment.reasons) if assessment else 0,
         attempt=1,
@@ -390,9 +368,8 @@ def predict(
         print(f"  the risk gate does not use the model: {why}")
 
 
-def _plan_step(
-    path: Path, step: str, param: list[str] | None
-) -> tuple[str, str, str, int, str | None, str | None]:
+def _plan_step(path: Path, step: str, param: list[str] | None) -> tuple[str, StepNode]:
+    """The plan's name and the step (an instance id, or the first instance of a plan id)."""
     from agenthq.graph import compile_plan
     from agenthq.spec.load import load_plan
     from agenthq.spec.params import parse_param_args, resolve_params
@@ -409,10 +386,7 @@ def _plan_step(
         close = difflib.get_close_matches(step, list(graph.groups), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
         raise InputError(f"{path}: no step {step!r}{hint}")
-    spec = node.spec
-    kind = "agent" if spec.prompt is not None else "python" if spec.uses else "shell"
-    # The command as written: upstream outputs do not exist before the run.
-    return loaded.spec.name, node.base_id, kind, len(spec.needs), spec.run or spec.uses, node.agent
+    return loaded.spec.name, node
 
 
 def _print_metrics(meta: ModelMeta) -> None:

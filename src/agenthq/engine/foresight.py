@@ -13,15 +13,28 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from agenthq.gates.risk import assess
-from agenthq.graph import PlanGraph
+from agenthq.graph import PlanGraph, StepNode
 from agenthq.ml.features import Candidate, command_family
 from agenthq.ml.predictor import FailurePredictor
 from agenthq.states import StepState
 from agenthq.store.api import RunRecord, StepRecord
 
-__all__ = ["LIMIT", "pending_predictions"]
+__all__ = ["LIMIT", "as_written", "pending_predictions"]
 
 LIMIT = 200  # steps scored per request: a 10,000-step fan-out is judged by its first ones
+
+
+def as_written(node: StepNode) -> tuple[str, str | None, str | None] | None:
+    """A step before it runs, as the model sees it: kind, command family, and the shell
+    command to score (templates unrendered); None for a wait, which runs nothing."""
+    spec = node.spec
+    if spec.uses is not None:
+        return "python", spec.uses, None
+    if spec.prompt is not None:
+        return "agent", node.agent, None
+    if spec.run is not None:
+        return "shell", command_family(spec.run), spec.run
+    return None
 
 
 def pending_predictions(
@@ -40,23 +53,19 @@ def pending_predictions(
         node = graph.nodes.get(step.step_id)
         if node is None:
             continue
-        spec = node.spec
-        family: str | None
+        described = as_written(node)
+        if described is None:
+            continue  # a wait: nothing runs
+        kind, family, command = described
         risk: float | None = scores.get(step.step_id)
         reasons = 0
-        if spec.uses is not None:
-            kind, family = "python", spec.uses
-        elif spec.prompt is not None:
-            kind, family = "agent", node.agent
-        elif spec.run is not None:
-            kind, family = "shell", command_family(spec.run)
-            if spec.run not in judged:
-                assessment = assess(spec.run, workspace=Path(run.workspace))
-                judged[spec.run] = (assessment.score, len(assessment.reasons))
-            score, reasons = judged[spec.run]
+        if command is not None:
+            if command not in judged:
+                assessment = assess(command, workspace=Path(run.workspace))
+                judged[command] = (assessment.score, len(assessment.reasons))
+            score, reasons = judged[command]
             risk = score if risk is None else risk
-        else:
-            continue  # a wait: nothing runs
+        spec = node.spec
         candidates[step.step_id] = Candidate(
             plan=run.plan,
             step=node.base_id,

@@ -37,6 +37,7 @@ __all__ = [
     "ModelMeta",
     "TrainedModel",
     "evaluate",
+    "importances",
     "load",
     "save",
     "train",
@@ -184,6 +185,7 @@ class Evaluation:
     failed: Sequence[int] = field(repr=False)
     predicted: Sequence[float] = field(repr=False)
     baseline_predicted: Sequence[float] = field(repr=False)
+    part: Dataset | None = field(default=None, repr=False)  # the attempts it was scored on
 
 
 def train(rows: Iterable[TelemetryRow], *, now: float | None = None, seed: int = 0) -> TrainedModel:
@@ -384,6 +386,31 @@ def _score(model: TrainedModel, part: Dataset, baseline_threshold: float) -> Eva
         failed=part.failed,
         predicted=predicted,
         baseline_predicted=part.baseline,
+        part=part,
+    )
+
+
+def importances(
+    model: TrainedModel, part: Dataset, limit: int = 5000
+) -> tuple[list[str], list[float], list[float]]:
+    """Permutation importance of each input column — how much ROC-AUC drops when it is
+    shuffled — on the newest `limit` attempts of `part` (an evaluation's held-out attempts)."""
+    numpy, _, _ = _learn()
+    from sklearn.inspection import permutation_importance
+
+    newest = part.slice(max(0, len(part) - limit))
+    result = permutation_importance(
+        model.pipeline,
+        _matrix(numpy, newest.features),
+        newest.failed,
+        scoring="roc_auc",
+        n_repeats=5,
+        random_state=0,
+    )
+    return (
+        list(COLUMNS),
+        [float(v) for v in result.importances_mean],
+        [float(v) for v in result.importances_std],
     )
 
 
