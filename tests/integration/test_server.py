@@ -124,6 +124,41 @@ def test_a_run_started_through_the_api_runs_in_the_server(live: LiveServer) -> N
         assert json_export[0]["kind"] == "run.created"
 
 
+def test_cached_run_reads_keep_the_guard_and_show_changes_made_here(live: LiveServer) -> None:
+    with live.client() as http:
+        first = http.get("/api/runs", params={"limit": 5})
+        again = http.get("/api/runs", params={"limit": 5})  # answered from the read cache
+        assert again.status_code == 200
+        assert again.content == first.content
+        assert again.headers["content-type"] == "application/json"
+        assert again.headers["x-content-type-options"] == "nosniff"  # the guard still adds
+        assert "default-src 'self'" in again.headers["content-security-policy"]
+        assert http.get("/api/runs", params={"limit": 1}).json()["limit"] == 1  # its own key
+        for _ in range(2):  # errors are never cached
+            missing = http.get("/api/runs/no-such-run")
+            assert missing.status_code == 404
+            assert missing.json()["error"]["code"] == "not_found"
+    with httpx.Client(base_url=live.url) as anonymous:  # a cached answer still needs the token
+        assert anonymous.get("/api/runs", params={"limit": 5}).status_code == 401
+    run = start(live)  # a change through this server shows in its next read at once
+    with live.client() as http:
+        listed = http.get("/api/runs", params={"limit": 5}).json()["runs"]
+        assert run["id"] in [r["id"] for r in listed]
+        detail = http.get(f"/api/runs/{run['id']}")
+        assert detail.status_code == 200
+    final = live.wait_run(run["id"], ("succeeded", "failed"))  # and so do the run host's
+    assert final["state"] == "succeeded"
+    with live.client() as http:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            listed = http.get("/api/runs", params={"limit": 5}).json()["runs"]
+            if next(r for r in listed if r["id"] == run["id"])["state"] == "succeeded":
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the cached run list never showed the finished run")
+
+
 def test_plan_paths_stay_inside_the_workspace(live: LiveServer, tmp_path: Path) -> None:
     (live.project / "plans").mkdir(exist_ok=True)
     (live.project / "plans" / "p.yaml").write_text(PLAN)

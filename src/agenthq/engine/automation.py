@@ -28,6 +28,7 @@ from agenthq.engine import cron
 from agenthq.engine.ownership import QUEUED
 from agenthq.engine.runner import Runner
 from agenthq.errors import AgentHQError, InputError
+from agenthq.events import tail
 from agenthq.spec import templating
 from agenthq.spec.automation import AfterSpec, AfterStatus, CatchUp, OnSpec, ScheduleSpec
 from agenthq.spec.load import load_plan
@@ -190,27 +191,23 @@ class Automations:
     # ---- after: and on: --------------------------------------------------------------------
 
     def has_news(self) -> bool:
-        return bool(self.store.read_events(after_seq=self.store.get_cursor(CURSOR), limit=1))
+        after = self.store.get_cursor(CURSOR)
+        return self.store.event_head(after)[0] > after
 
     def on_events(self, now: float | None = None) -> list[FireRecord]:
         """Read the events after the cursor and fire the triggers they match."""
         at = self.clock() if now is None else now
         triggers = [a for a in self.store.list_automations() if a.kind in ("after", "on")]
-        after = self.store.get_cursor(CURSOR)
         fired: list[FireRecord] = []
         plans: dict[str, str] = {}  # run → plan
-        while True:
-            batch = self.store.read_events(after_seq=after, limit=1000)
-            if not batch:
-                return fired
+        kinds = ("run", "step") if triggers else ()  # none: the cursor just moves on
+        for batch in tail.follow(self.store, CURSOR, kinds, lambda: at):
             # Step outputs read once per run per batch: every event of the batch was committed
             # with its step row, so a read after the batch was read sees all of them.
             self._outputs = {}
             for event in batch:
-                if triggers:
-                    fired.extend(self._match(event, triggers, plans, at))
-            after = batch[-1].seq
-            self.store.set_cursor(CURSOR, after, at)
+                fired.extend(self._match(event, triggers, plans, at))
+        return fired
 
     def _match(
         self,

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agenthq.errors import ConfigError, InputError
+from agenthq.events import tail
 from agenthq.store.api import (
     AgentState,
     AlertRecord,
@@ -207,24 +208,19 @@ class AlertEvaluator:
 
     def has_news(self) -> bool:
         """Whether an event was written after the cursor."""
-        return bool(self.store.read_events(after_seq=self.store.get_cursor(CURSOR), limit=1))
+        after = self.store.get_cursor(CURSOR)
+        return self.store.event_head(after)[0] > after
 
     # ---- event rules ----------------------------------------------------------------------
 
     def _from_events(self) -> Iterable[Finding]:
         # The cursor moves only after a batch's findings were raised (the caller consumes
         # them between yields): a crash re-reads at most one batch, which then folds.
-        after = self.store.get_cursor(CURSOR)
-        while True:
-            batch = self.store.read_events(after_seq=after, limit=1000)
-            if not batch:
-                return
+        for batch in tail.follow(self.store, CURSOR, EVENT_RULE_KINDS, self.clock):
             for event in batch:
                 finding = _event_rule(event)
                 if finding is not None:
                     yield finding
-            after = batch[-1].seq
-            self.store.set_cursor(CURSOR, after, self.clock())
 
     # ---- timer rules ----------------------------------------------------------------------
 
@@ -380,6 +376,16 @@ class _Conditions:
             # An occurrence with nothing in the store to look at: it holds while it recurs.
             return self.now - alert.last_seen < self.recent
         return False  # a timer rule that found nothing this pass
+
+
+EVENT_RULE_KINDS = (
+    "breaker.open",
+    "agent.quarantined",
+    "approval.requested",
+    "agent.overloaded",
+    "run.rollback_failed",
+    "run.upstream_failed",
+)  # every kind _event_rule answers; a test checks the two agree
 
 
 def _event_rule(event: EventRecord) -> Finding | None:

@@ -53,6 +53,14 @@ class EventHub:
         """Tail the event table until cancelled."""
         self.last_seq = self.store.stats().events  # clients read older events themselves
         while True:
+            if not self.subscribers:
+                # Nobody to hand events to: only the position moves (the read cache keys on
+                # it), one aggregate query on the loop. A thread here would hold the GIL while
+                # the requests wait for it — on a busy machine, for tens of milliseconds.
+                self.last_seq, read = self.store.event_head(self.last_seq)
+                self.seen += read
+                await asyncio.sleep(self.poll_interval)
+                continue
             # Off the event loop: a page of events is parsed JSON, and requests must not wait.
             page = await asyncio.to_thread(
                 self.store.read_event_lines, after_seq=self.last_seq, limit=PAGE

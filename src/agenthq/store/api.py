@@ -771,12 +771,25 @@ class Store(Protocol):
         ...
 
     def read_events(
-        self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
-    ) -> list[EventRecord]: ...
+        self,
+        *,
+        after_seq: int = 0,
+        run_id: str | None = None,
+        limit: int = 1000,
+        kinds: Sequence[str] | None = None,
+    ) -> list[EventRecord]:
+        """Events after `after_seq` in seq order; only those of `kinds` when given (a reader
+        that acts on a few kinds skips decoding thousands of step events)."""
+        ...
 
     def read_event_lines(
         self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
     ) -> list[EventLine]: ...
+
+    def event_head(self, after_seq: int) -> tuple[int, int]:
+        """(the last event's seq, how many events follow `after_seq`) in one cheap query: for
+        a tail that has nobody to hand the events to."""
+        ...
 
     # ---- safety gates ----------------------------------------------------------------------
 

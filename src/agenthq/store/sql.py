@@ -967,19 +967,35 @@ class SqlStore:
     # ---- events -----------------------------------------------------------------------------
 
     def read_events(
-        self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
+        self,
+        *,
+        after_seq: int = 0,
+        run_id: str | None = None,
+        limit: int = 1000,
+        kinds: Sequence[str] | None = None,
     ) -> list[EventRecord]:
-        return [_event_record(row) for row in self._event_rows(after_seq, run_id, limit)]
+        rows = self._event_rows(after_seq, run_id, limit, kinds)
+        return [_event_record(row) for row in rows]
 
     def read_event_lines(
         self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
     ) -> list[EventLine]:
         return [_event_line(row) for row in self._event_rows(after_seq, run_id, limit)]
 
-    def _event_rows(self, after_seq: int, run_id: str | None, limit: int) -> Sequence[Any]:
+    def event_head(self, after_seq: int) -> tuple[int, int]:
+        query = select(func.max(events.c.seq), func.count()).where(events.c.seq > after_seq)
+        with self._reading() as conn:
+            last, count = conn.execute(query).one()
+        return (int(last) if last is not None else after_seq), int(count)
+
+    def _event_rows(
+        self, after_seq: int, run_id: str | None, limit: int, kinds: Sequence[str] | None = None
+    ) -> Sequence[Any]:
         query = _EVENT_SELECT.where(events.c.seq > after_seq)
         if run_id is not None:
             query = query.where(events.c.run_id == run_id)
+        if kinds is not None:
+            query = query.where(events.c.kind.in_(list(kinds)))
         query = query.order_by(events.c.seq).limit(limit)
         with self._reading() as conn:
             return conn.execute(query).all()

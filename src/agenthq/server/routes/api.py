@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agenthq.errors import InputError, NotFoundError
 from agenthq.events import serialize
-from agenthq.server.app import ServerContext, context
+from agenthq.server.app import ServerContext, context, read_key
 from agenthq.states import RunState
 from agenthq.store.api import BreakerRecord
 
@@ -123,6 +123,7 @@ async def _in_worker(
 
 @router.get("/runs")
 async def list_runs(
+    request: Request,
     ctx: Ctx,
     state: RunState | None = None,
     plan: Annotated[str | None, Query(max_length=200)] = None,
@@ -131,12 +132,11 @@ async def list_runs(
 ) -> Response:
     """Runs, newest first: `{"runs": [...], "limit", "offset", "next_offset"}`."""
     seq, now = ctx.hub.last_seq, time.monotonic()  # before the read: it is at least this new
-    key: tuple[object, ...] = ("runs", state, plan, limit, offset)
-    body = ctx.reads.get(seq, key, now)
-    if body is None:
+
+    def answer() -> bytes:
         runs = ctx.store.list_runs(state=state, plan=plan, limit=limit + 1, offset=offset)
         more = len(runs) > limit
-        body = _json(
+        return _json(
             {
                 "runs": [serialize.run_json(r) for r in runs[:limit]],
                 "limit": limit,
@@ -144,25 +144,28 @@ async def list_runs(
                 "next_offset": offset + limit if more else None,
             }
         )
-        ctx.reads.put(seq, key, body, now)
+
+    body = answer()
+    ctx.reads.put(seq, read_key(request.scope), body, now)  # CachedReads answers the next
     return Response(body, media_type="application/json")
 
 
 @router.get("/runs/{run_id}")
-async def get_run(run_id: str, ctx: Ctx) -> Response:
+async def get_run(run_id: str, request: Request, ctx: Ctx) -> Response:
     """One run with its steps."""
     seq, now = ctx.hub.last_seq, time.monotonic()
-    key: tuple[object, ...] = ("run", run_id)
-    body = ctx.reads.get(seq, key, now)
-    if body is None:
+
+    def answer() -> bytes:
         rid = ctx.store.resolve_run_id(run_id)
         run = serialize.run_json(ctx.store.get_run(rid))
         run["steps"] = [serialize.step_json(s) for s in ctx.store.get_steps(rid)]
         run["started_runs"] = [
             serialize.started_run_json(r) for r in ctx.store.list_runs(origin_run=rid, limit=50)
         ]
-        body = _json(run)
-        ctx.reads.put(seq, key, body, now)
+        return _json(run)
+
+    body = answer()
+    ctx.reads.put(seq, read_key(request.scope), body, now)
     return Response(body, media_type="application/json")
 
 
