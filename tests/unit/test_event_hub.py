@@ -1,0 +1,48 @@
+"""The server's event hub on a real store: without subscribers it only follows the head of
+the event table (the read cache keys on it); with one, every event reaches it once."""
+
+from __future__ import annotations
+
+import asyncio
+
+from agenthq.server.feed import EventHub
+from agenthq.store.api import Batch, NewEvent, Store
+
+
+def write(store: Store, count: int, run_id: str | None = None) -> None:
+    events = [NewEvent("note", run_id=run_id, details={"n": i}) for i in range(count)]
+    store.apply(Batch(at=1000.0, events=events))
+
+
+async def settle(hub: EventHub, seq: int) -> None:
+    for _ in range(200):
+        if hub.last_seq >= seq:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"the hub stayed at {hub.last_seq}, not {seq}")
+
+
+def test_the_hub_follows_the_head_alone_and_hands_events_to_subscribers(store: Store) -> None:
+    write(store, 3)  # before the hub starts: clients read these from the store themselves
+
+    async def scenario() -> None:
+        hub = EventHub(store, poll_interval=0.01)
+        task = asyncio.create_task(hub.run())
+        try:
+            await settle(hub, store.event_head(0)[0])
+            assert (hub.seen, hub.delivered) == (0, 0)
+            write(store, 5)
+            await settle(hub, store.event_head(0)[0])
+            assert (hub.seen, hub.delivered) == (5, 0)  # counted, nobody to hand them to
+            sub = hub.subscribe(None)
+            write(store, 4)
+            await settle(hub, store.event_head(0)[0])
+            got = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
+            assert [e.kind for e in got] == ["note"] * 4
+            assert [e.seq for e in got] == sorted({e.seq for e in got})
+            assert (hub.seen, hub.delivered) == (9, 4)
+            hub.unsubscribe(sub)
+        finally:
+            task.cancel()
+
+    asyncio.run(scenario())
