@@ -1,10 +1,16 @@
 """The server's event hub on a real store: without subscribers it only follows the head of
-the event table (the read cache keys on it); with one, every event reaches it once."""
+the event table (the read cache keys on it); with one, every event reaches it once; a failing
+database does not end it."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 
+import pytest
+
+from agenthq.server import feed
 from agenthq.server.feed import EventHub
 from agenthq.store.api import Batch, NewEvent, Store
 
@@ -46,3 +52,35 @@ def test_the_hub_follows_the_head_alone_and_hands_events_to_subscribers(store: S
             task.cancel()
 
     asyncio.run(scenario())
+
+
+def test_the_hub_outlives_a_failing_database(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agenthq.store import open_store
+
+    path = tmp_path / "agenthq.db"
+    monkeypatch.setattr(feed, "RETRY_SECONDS", 0.05)
+    with open_store(f"sqlite:///{path}") as store:
+        write(store, 2)
+
+        async def scenario() -> None:
+            hub = EventHub(store, poll_interval=0.01)
+            task = asyncio.create_task(hub.run())
+            try:
+                await settle(hub, store.event_head(0)[0])
+                broken = sqlite3.connect(path)  # the table goes away under the hub
+                broken.execute("ALTER TABLE events RENAME TO events_elsewhere")
+                broken.commit()
+                await asyncio.sleep(0.2)
+                assert not task.done()  # it failed, said so, and kept trying
+                broken.execute("ALTER TABLE events_elsewhere RENAME TO events")
+                broken.commit()
+                broken.close()
+                write(store, 3)
+                await settle(hub, store.event_head(0)[0])
+                assert hub.seen == 3
+            finally:
+                task.cancel()
+
+        asyncio.run(scenario())

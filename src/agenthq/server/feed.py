@@ -18,13 +18,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from agenthq.errors import StoreError
 from agenthq.store.api import EventLine, Store
 
+log = logging.getLogger("agenthq.server")
 PAGE = 1000
+RETRY_SECONDS = 1.0
 QUEUE_LIMIT = 200_000  # a client this far behind reconnects and reads the store
 
 
@@ -50,27 +54,38 @@ class EventHub:
         self._started = time.monotonic()
 
     async def run(self) -> None:
-        """Tail the event table until cancelled."""
+        """Tail the event table until cancelled. A store that fails (a locked or unreachable
+        database) is retried: the hub is what live streams and the read cache depend on."""
         self.last_seq = self.store.stats().events  # clients read older events themselves
+        failing = False
         while True:
-            if not self.subscribers:
-                # Nobody to hand events to: only the position moves (the read cache keys on
-                # it), one aggregate query on the loop. A thread here would hold the GIL while
-                # the requests wait for it — on a busy machine, for tens of milliseconds.
-                self.last_seq, read = self.store.event_head(self.last_seq)
-                self.seen += read
-                await asyncio.sleep(self.poll_interval)
+            try:
+                full = await self._poll()
+            except StoreError as exc:
+                if not failing:
+                    log.warning("event hub: %s; retrying", exc)
+                failing = True
+                await asyncio.sleep(RETRY_SECONDS)
                 continue
-            # Off the event loop: a page of events is parsed JSON, and requests must not wait.
-            page = await asyncio.to_thread(
-                self.store.read_event_lines, after_seq=self.last_seq, limit=PAGE
-            )
-            for event in page:
-                self._publish(event)
-            if len(page) < PAGE:
-                await asyncio.sleep(self.poll_interval)
-            else:
-                await asyncio.sleep(0)
+            failing = False
+            await asyncio.sleep(0 if full else self.poll_interval)
+
+    async def _poll(self) -> bool:
+        """Move to the table's head; True when a full page was read and more may be waiting."""
+        if not self.subscribers:
+            # Nobody to hand events to: only the position moves (the read cache keys on it),
+            # one aggregate query on the loop. A thread here would hold the GIL while the
+            # requests wait for it — on a busy machine, for tens of milliseconds.
+            self.last_seq, read = self.store.event_head(self.last_seq)
+            self.seen += read
+            return False
+        # Off the event loop: a page of events is parsed JSON, and requests must not wait.
+        page = await asyncio.to_thread(
+            self.store.read_event_lines, after_seq=self.last_seq, limit=PAGE
+        )
+        for event in page:
+            self._publish(event)
+        return len(page) == PAGE
 
     def subscribe(self, run_id: str | None) -> Subscription:
         sub = Subscription(run_id)

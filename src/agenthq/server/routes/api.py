@@ -132,20 +132,16 @@ async def list_runs(
 ) -> Response:
     """Runs, newest first: `{"runs": [...], "limit", "offset", "next_offset"}`."""
     seq, now = ctx.hub.last_seq, time.monotonic()  # before the read: it is at least this new
-
-    def answer() -> bytes:
-        runs = ctx.store.list_runs(state=state, plan=plan, limit=limit + 1, offset=offset)
-        more = len(runs) > limit
-        return _json(
-            {
-                "runs": [serialize.run_json(r) for r in runs[:limit]],
-                "limit": limit,
-                "offset": offset,
-                "next_offset": offset + limit if more else None,
-            }
-        )
-
-    body = answer()
+    runs = ctx.store.list_runs(state=state, plan=plan, limit=limit + 1, offset=offset)
+    more = len(runs) > limit
+    body = _json(
+        {
+            "runs": [serialize.run_json(r) for r in runs[:limit]],
+            "limit": limit,
+            "offset": offset,
+            "next_offset": offset + limit if more else None,
+        }
+    )
     ctx.reads.put(seq, read_key(request.scope), body, now)  # CachedReads answers the next
     return Response(body, media_type="application/json")
 
@@ -154,17 +150,13 @@ async def list_runs(
 async def get_run(run_id: str, request: Request, ctx: Ctx) -> Response:
     """One run with its steps."""
     seq, now = ctx.hub.last_seq, time.monotonic()
-
-    def answer() -> bytes:
-        rid = ctx.store.resolve_run_id(run_id)
-        run = serialize.run_json(ctx.store.get_run(rid))
-        run["steps"] = [serialize.step_json(s) for s in ctx.store.get_steps(rid)]
-        run["started_runs"] = [
-            serialize.started_run_json(r) for r in ctx.store.list_runs(origin_run=rid, limit=50)
-        ]
-        return _json(run)
-
-    body = answer()
+    rid = ctx.store.resolve_run_id(run_id)
+    run = serialize.run_json(ctx.store.get_run(rid))
+    run["steps"] = [serialize.step_json(s) for s in ctx.store.get_steps(rid)]
+    run["started_runs"] = [
+        serialize.started_run_json(r) for r in ctx.store.list_runs(origin_run=rid, limit=50)
+    ]
+    body = _json(run)
     ctx.reads.put(seq, read_key(request.scope), body, now)
     return Response(body, media_type="application/json")
 
