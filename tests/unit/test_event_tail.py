@@ -8,7 +8,9 @@ import inspect
 import re
 
 from agenthq.events import alerts, tail
-from agenthq.store.api import Batch, NewEvent, Store
+from agenthq.states import StepState
+from agenthq.store.api import Batch, NewEvent, StepChange, Store
+from tests.conftest import make_run
 
 
 def write(store: Store, *kinds: str, at: float = 1000.0) -> None:
@@ -70,3 +72,17 @@ def test_the_alert_rules_read_every_kind_they_answer() -> None:
     source = inspect.getsource(alerts._event_rule)
     answered = set(re.findall(r'event\.kind == "([^"]+)"', source))
     assert answered == set(alerts.EVENT_RULE_KINDS)
+
+
+def test_follow_can_ask_for_end_states_too(store: Store) -> None:
+    run = make_run(store, ("a", "b"))
+    for step, end in (("a", StepState.SUCCEEDED), ("b", StepState.FAILED)):
+        for before, after in (
+            (StepState.PENDING, StepState.READY),
+            (StepState.READY, StepState.RUNNING),
+            (StepState.RUNNING, end),
+        ):
+            store.apply(Batch(at=1000.0, steps=[StepChange(run.id, step, before, after, {})]))
+    batches = list(tail.follow(store, "ends", ("step",), lambda: 1.0, ("failed",)))
+    assert [(e.step_id, e.to_state) for b in batches for e in b] == [("b", "failed")]
+    assert store.get_cursor("ends") == store.event_head(0)[0]

@@ -200,8 +200,8 @@ class Automations:
         triggers = [a for a in self.store.list_automations() if a.kind in ("after", "on")]
         fired: list[FireRecord] = []
         plans: dict[str, str] = {}  # run → plan
-        kinds = ("run", "step") if triggers else ()  # none: the cursor just moves on
-        for batch in tail.follow(self.store, CURSOR, kinds, lambda: at):
+        kinds, states = _wanted_events(triggers)  # none: the cursor just moves on
+        for batch in tail.follow(self.store, CURSOR, kinds, lambda: at, states):
             # Step outputs read once per run per batch: every event of the batch was committed
             # with its step row, so a read after the batch was read sees all of them.
             self._outputs = {}
@@ -396,3 +396,21 @@ def describe(auto: AutomationRecord) -> str:
     when = f" when {s.get('when')}" if s.get("when") else ""
     cooldown = f", cool-down {s.get('cooldown'):g}s" if s.get("cooldown") else ""
     return f"on {s.get('event')}{where}{step}{when}{cooldown}"
+
+
+def _wanted_events(triggers: list[AutomationRecord]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The event kinds and end states the triggers can match: an `after:` trigger waits for a
+    run's end, an `on:` trigger for its one `kind.state`. With only `on: step.failed`, a busy
+    run's thousands of events are skipped by the database, not read here."""
+    kinds: set[str] = set()
+    states: set[str] = set()
+    for auto in triggers:
+        if auto.kind == "after":
+            kinds.add("run")
+            states.update(("succeeded", "failed", "cancelled"))
+        else:
+            event = auto.settings.get("event") or OnSpec.model_fields["event"].default
+            kind, _, state = str(event).partition(".")
+            kinds.add(kind)
+            states.add(state)
+    return tuple(sorted(kinds)), tuple(sorted(states))

@@ -19,16 +19,25 @@ PAGE = 1000
 
 
 def follow(
-    store: Store, cursor: str, kinds: Sequence[str], clock: Callable[[], float]
+    store: Store,
+    cursor: str,
+    kinds: Sequence[str],
+    clock: Callable[[], float],
+    to_states: Sequence[str] | None = None,
 ) -> Iterator[list[EventRecord]]:
-    """Batches of the wanted events after the cursor, oldest first. The cursor moves past a
-    batch only when the caller asks for the next one — after it acted on this one — so a crash
-    re-reads at most one batch. Events written while the caller acts (an alert's own event)
-    are followed too; it stops when nothing new is left."""
+    """Batches of the wanted events (of `kinds`, and ending in `to_states` when given) after
+    the cursor, oldest first. The cursor moves past a batch only when the caller asks for the
+    next one — after it acted on this one — so a crash re-reads at most one batch. Events
+    written while the caller acts (an alert's own event) are followed too; it stops when
+    nothing new is left. No kinds: the cursor just moves to the head."""
     after = store.get_cursor(cursor)
     while True:
         head, _ = store.event_head(after)
-        batch = store.read_events(after_seq=after, limit=PAGE, kinds=kinds) if kinds else []
+        batch = (
+            store.read_events(after_seq=after, limit=PAGE, kinds=kinds, to_states=to_states)
+            if kinds
+            else []
+        )
         if batch:
             yield batch
         if len(batch) == PAGE:  # there may be more wanted events below the head

@@ -777,9 +777,10 @@ class Store(Protocol):
         run_id: str | None = None,
         limit: int = 1000,
         kinds: Sequence[str] | None = None,
+        to_states: Sequence[str] | None = None,
     ) -> list[EventRecord]:
-        """Events after `after_seq` in seq order; only those of `kinds` when given (a reader
-        that acts on a few kinds skips decoding thousands of step events)."""
+        """Events after `after_seq` in seq order; only those of `kinds` and ending in one of
+        `to_states` when given (a reader that acts on a few skips decoding thousands)."""
         ...
 
     def read_event_lines(

@@ -973,8 +973,9 @@ class SqlStore:
         run_id: str | None = None,
         limit: int = 1000,
         kinds: Sequence[str] | None = None,
+        to_states: Sequence[str] | None = None,
     ) -> list[EventRecord]:
-        rows = self._event_rows(after_seq, run_id, limit, kinds)
+        rows = self._event_rows(after_seq, run_id, limit, kinds, to_states)
         return [_event_record(row) for row in rows]
 
     def read_event_lines(
@@ -989,13 +990,20 @@ class SqlStore:
         return (int(last) if last is not None else after_seq), int(count)
 
     def _event_rows(
-        self, after_seq: int, run_id: str | None, limit: int, kinds: Sequence[str] | None = None
+        self,
+        after_seq: int,
+        run_id: str | None,
+        limit: int,
+        kinds: Sequence[str] | None = None,
+        to_states: Sequence[str] | None = None,
     ) -> Sequence[Any]:
         query = _EVENT_SELECT.where(events.c.seq > after_seq)
         if run_id is not None:
             query = query.where(events.c.run_id == run_id)
         if kinds is not None:
             query = query.where(events.c.kind.in_(list(kinds)))
+        if to_states is not None:
+            query = query.where(events.c.to_state.in_(list(to_states)))
         query = query.order_by(events.c.seq).limit(limit)
         with self._reading() as conn:
             return conn.execute(query).all()
