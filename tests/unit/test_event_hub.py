@@ -35,14 +35,14 @@ def test_the_hub_follows_the_head_alone_and_hands_events_to_subscribers(store: S
         hub = EventHub(store, poll_interval=0.01)
         task = asyncio.create_task(hub.run())
         try:
-            await settle(hub, store.event_head(0)[0])
+            await settle(hub, store.last_event_seq())
             assert (hub.seen, hub.delivered) == (0, 0)
             write(store, 5)
-            await settle(hub, store.event_head(0)[0])
+            await settle(hub, store.last_event_seq())
             assert (hub.seen, hub.delivered) == (5, 0)  # counted, nobody to hand them to
             sub = hub.subscribe(None)
             write(store, 4)
-            await settle(hub, store.event_head(0)[0])
+            await settle(hub, store.last_event_seq())
             got = [sub.queue.get_nowait() for _ in range(sub.queue.qsize())]
             assert [e.kind for e in got] == ["note"] * 4
             assert [e.seq for e in got] == sorted({e.seq for e in got})
@@ -68,7 +68,7 @@ def test_the_hub_outlives_a_failing_database(
             hub = EventHub(store, poll_interval=0.01)
             task = asyncio.create_task(hub.run())
             try:
-                await settle(hub, store.event_head(0)[0])
+                await settle(hub, store.last_event_seq())
                 broken = sqlite3.connect(path)  # the table goes away under the hub
                 broken.execute("ALTER TABLE events RENAME TO events_elsewhere")
                 broken.commit()
@@ -78,7 +78,7 @@ def test_the_hub_outlives_a_failing_database(
                 broken.commit()
                 broken.close()
                 write(store, 3)
-                await settle(hub, store.event_head(0)[0])
+                await settle(hub, store.last_event_seq())
                 assert hub.seen == 3
             finally:
                 task.cancel()

@@ -19,13 +19,13 @@ def write(store: Store, *kinds: str, at: float = 1000.0) -> None:
     )
 
 
-def test_event_head_and_kinds_filter(store: Store) -> None:
-    assert store.event_head(0) == (0, 0)
+def test_last_event_seq_and_kinds_filter(store: Store) -> None:
+    assert store.last_event_seq() == 0
     write(store, "note", "breaker.open", "note", "agent.quarantined", "note")
-    head, count = store.event_head(0)
-    assert count == 5
-    assert store.event_head(head) == (head, 0)
-    assert store.event_head(head - 2) == (head, 2)
+    head = store.last_event_seq()
+    assert head == store.read_events()[-1].seq  # the newest event's, from the chain head
+    write(store, "note", "note")
+    assert store.last_event_seq() == head + 2  # consecutive: differences count events
     wanted = store.read_events(kinds=("breaker.open", "agent.quarantined"))
     assert [e.kind for e in wanted] == ["breaker.open", "agent.quarantined"]
     assert store.read_events(kinds=()) == []
@@ -37,12 +37,12 @@ def test_follow_reads_only_wanted_kinds_and_moves_the_cursor_to_the_head(store: 
         [e.kind for e in b] for b in tail.follow(store, "test", ("breaker.open",), lambda: 1.0)
     ]
     assert batches == [["breaker.open"]]
-    head, _ = store.event_head(0)
+    head = store.last_event_seq()
     assert store.get_cursor("test") == head  # past the notes nobody wanted
     assert list(tail.follow(store, "test", ("breaker.open",), lambda: 2.0)) == []
     write(store, "note")
     assert list(tail.follow(store, "test", (), lambda: 3.0)) == []  # no kinds: just move on
-    assert store.get_cursor("test") == store.event_head(0)[0]
+    assert store.get_cursor("test") == store.last_event_seq()
 
 
 def test_follow_crosses_a_full_page_without_skipping(store: Store) -> None:
@@ -54,7 +54,7 @@ def test_follow_crosses_a_full_page_without_skipping(store: Store) -> None:
     ]
     assert len(seen) == tail.PAGE + 7
     assert seen == sorted(set(seen))
-    assert store.get_cursor("page") == store.event_head(0)[0]
+    assert store.get_cursor("page") == store.last_event_seq()
 
 
 def test_events_written_while_a_batch_is_handled_are_followed(store: Store) -> None:
@@ -65,7 +65,7 @@ def test_events_written_while_a_batch_is_handled_are_followed(store: Store) -> N
         if len(handled) == 1:
             write(store, "note", "breaker.open")  # e.g. what acting on the first one wrote
     assert handled == ["breaker.open", "breaker.open"]
-    assert store.get_cursor("live") == store.event_head(0)[0]
+    assert store.get_cursor("live") == store.last_event_seq()
 
 
 def test_the_alert_rules_read_every_kind_they_answer() -> None:
@@ -85,4 +85,4 @@ def test_follow_can_ask_for_end_states_too(store: Store) -> None:
             store.apply(Batch(at=1000.0, steps=[StepChange(run.id, step, before, after, {})]))
     batches = list(tail.follow(store, "ends", ("step",), lambda: 1.0, ("failed",)))
     assert [(e.step_id, e.to_state) for b in batches for e in b] == [("b", "failed")]
-    assert store.get_cursor("ends") == store.event_head(0)[0]
+    assert store.get_cursor("ends") == store.last_event_seq()

@@ -555,6 +555,6 @@ def report(
         # so a plot of the CSV has its gaps).
         for chart in charts_list:
             print(f"== {chart.title}")
-            busy = [r for r in chart.rows if any(v not in (0, 0.0) for v in r[1:])]
+            busy = [r for r in chart.rows if any(v != 0 for v in r[1:])]
             shown = replace(chart, rows=busy)
             print(shown.csv() if busy else "(no data in this window)\n")

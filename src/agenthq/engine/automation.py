@@ -191,8 +191,7 @@ class Automations:
     # ---- after: and on: --------------------------------------------------------------------
 
     def has_news(self) -> bool:
-        after = self.store.get_cursor(CURSOR)
-        return self.store.event_head(after)[0] > after
+        return self.store.last_event_seq() > self.store.get_cursor(CURSOR)
 
     def on_events(self, now: float | None = None) -> list[FireRecord]:
         """Read the events after the cursor and fire the triggers they match."""

@@ -3,7 +3,8 @@ if it starts now — for the dashboard's run page and `GET /api/runs/{id}/predic
 
 A pending step's command is not rendered yet (its upstream outputs do not exist), so it is
 judged — family and risk score — on the command as written; a step waiting for a person keeps
-the score the gate gave. All steps go to the model in one call. Parallelism is what the run would allow it: min(max_workers, unfinished steps).
+the score the gate gave. All steps go to the model in one call. Parallelism is what the run
+would allow it: min(max_workers, unfinished steps).
 """
 
 from __future__ import annotations

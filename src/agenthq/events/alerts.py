@@ -208,8 +208,7 @@ class AlertEvaluator:
 
     def has_news(self) -> bool:
         """Whether an event was written after the cursor."""
-        after = self.store.get_cursor(CURSOR)
-        return self.store.event_head(after)[0] > after
+        return self.store.last_event_seq() > self.store.get_cursor(CURSOR)
 
     # ---- event rules ----------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ def follow(
     nothing new is left. No kinds: the cursor just moves to the head."""
     after = store.get_cursor(cursor)
     while True:
-        head, _ = store.event_head(after)
+        head = store.last_event_seq()
         batch = (
             store.read_events(after_seq=after, limit=PAGE, kinds=kinds, to_states=to_states)
             if kinds

@@ -56,7 +56,7 @@ class EventHub:
     async def run(self) -> None:
         """Tail the event table until cancelled. A store that fails (a locked or unreachable
         database) is retried: the hub is what live streams and the read cache depend on."""
-        self.last_seq = self.store.stats().events  # clients read older events themselves
+        self.last_seq = self.store.last_event_seq()  # clients read older events themselves
         failing = False
         while True:
             try:
@@ -74,10 +74,11 @@ class EventHub:
         """Move to the table's head; True when a full page was read and more may be waiting."""
         if not self.subscribers:
             # Nobody to hand events to: only the position moves (the read cache keys on it),
-            # one aggregate query on the loop. A thread here would hold the GIL while the
+            # one row read on the loop. A thread here would hold the GIL while the
             # requests wait for it — on a busy machine, for tens of milliseconds.
-            self.last_seq, read = self.store.event_head(self.last_seq)
-            self.seen += read
+            head = self.store.last_event_seq()
+            self.seen += max(0, head - self.last_seq)
+            self.last_seq = max(self.last_seq, head)
             return False
         # Off the event loop: a page of events is parsed JSON, and requests must not wait.
         page = await asyncio.to_thread(

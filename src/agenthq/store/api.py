@@ -787,9 +787,10 @@ class Store(Protocol):
         self, *, after_seq: int = 0, run_id: str | None = None, limit: int = 1000
     ) -> list[EventLine]: ...
 
-    def event_head(self, after_seq: int) -> tuple[int, int]:
-        """(the last event's seq, how many events follow `after_seq`) in one cheap query: for
-        a tail that has nobody to hand the events to."""
+    def last_event_seq(self) -> int:
+        """The newest event's seq (0 before any), read from the chain head: one row, however
+        long the table. Seqs are consecutive, so the difference of two answers counts the
+        events written in between."""
         ...
 
     # ---- safety gates ----------------------------------------------------------------------

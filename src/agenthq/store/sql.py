@@ -637,7 +637,7 @@ class SqlStore:
         key = (channel, threading.get_ident())
         found = self._listeners.get(key)
         new = found is None or found.closed
-        if found is None or found.closed:
+        if new:
             import psycopg
 
             conninfo = self._engine.url.set(drivername="postgresql").render_as_string(
@@ -983,11 +983,9 @@ class SqlStore:
     ) -> list[EventLine]:
         return [_event_line(row) for row in self._event_rows(after_seq, run_id, limit)]
 
-    def event_head(self, after_seq: int) -> tuple[int, int]:
-        query = select(func.max(events.c.seq), func.count()).where(events.c.seq > after_seq)
+    def last_event_seq(self) -> int:
         with self._reading() as conn:
-            last, count = conn.execute(query).one()
-        return (int(last) if last is not None else after_seq), int(count)
+            return int(conn.execute(select(chain_head.c.seq)).scalar() or 0)
 
     def _event_rows(
         self,

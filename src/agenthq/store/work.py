@@ -68,7 +68,6 @@ def claim(
             work_items.c.run_id,
             work_items.c.step_id,
             work_items.c.number,
-            work_items.c.needs,
             work_items.c.payload,
         )
         .where(work_items.c.state == "queued")
@@ -85,7 +84,7 @@ def claim(
         fitting = [
             (run_id, step_id, number)
             for run_id, step_id, number, needs in conn.execute(peek)
-            if {n for n in str(needs).split(",") if n} <= have
+            if _needs(needs) <= have
         ][: limit * 2]
         if not fitting:
             return []
@@ -95,20 +94,20 @@ def claim(
         query = query.where(work_items.c.needs == "").limit(limit)
     if conn.dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
-    taken: list[Claim] = []
-    for run_id, step_id, number, needs, payload in conn.execute(query):
-        wanted = {n for n in str(needs).split(",") if n}
-        if not wanted <= have:
-            continue
+    taken: list[Claim] = []  # every row fits: what it needs was checked, and never changes
+    for run_id, step_id, number, payload in conn.execute(query):
         conn.execute(
             update(work_items)
             .where(_key((run_id, step_id, number)), work_items.c.state == "queued")
             .values(state="claimed", worker=worker, lease_expires_at=until, claimed_at=now)
         )
         taken.append(Claim(run_id, step_id, number, json.loads(payload), until))
-        if len(taken) >= limit:
-            break
     return taken
+
+
+def _needs(needs: object) -> set[str]:
+    """An item's required capabilities, stored comma-separated ("" for none)."""
+    return {n for n in str(needs).split(",") if n}
 
 
 def renew(conn: Connection, worker: str, keys: Sequence[Key], until: float) -> set[Key]:
