@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agenthq.executors.base import Invocation, Outcome
+from agenthq.executors.base import Invocation, Outcome, no_mask
 from agenthq.executors.environment import step_environment
 from agenthq.executors.masking import build_masker
 from agenthq.executors.procs import (
@@ -27,6 +27,7 @@ from agenthq.executors.procs import (
     process_start_ticks,
 )
 from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
+from agenthq.executors.spawner import Spawner, current_spawner, spawning
 from agenthq.states import FailureClass
 
 SECRET = "s3cr3t-Value-42"
@@ -49,12 +50,37 @@ def invocation(tmp_path: Path, command: str, **overrides: Any) -> Invocation:
     return Invocation(**fields)
 
 
-def run(inv: Invocation, on_started: Callable[[int, int], None] | None = None) -> Outcome:
-    async def main() -> Outcome:
-        install_fast_child_watcher()
-        return await ShellExecutor().run(inv, on_started or (lambda pid, pgid: None))
+VIA = ("engine", "helper")  # who spawns: this process, or the spawner helper (spawner.py)
 
-    return asyncio.run(main())
+
+async def ready_spawner() -> Spawner:
+    """Start the running loop's helper and wait until it takes requests."""
+    deadline = time.monotonic() + 10
+    while (spawner := current_spawner()) is None:
+        assert time.monotonic() < deadline, "the spawner helper never became ready"
+        await asyncio.sleep(0.01)
+    return spawner
+
+
+async def run_via(
+    via: str, inv: Invocation, on_started: Callable[[int, int], None] | None = None
+) -> Outcome:
+    install_fast_child_watcher()
+    callback = on_started or (lambda pid, pgid: None)
+    if via == "engine":
+        return await ShellExecutor().run(inv, callback)
+    async with spawning():
+        spawner = await ready_spawner()
+        outcome = await ShellExecutor().run(inv, callback)
+        if inv.mask is no_mask and outcome.failure_class is not FailureClass.INFRASTRUCTURE:
+            assert spawner.started == 1  # it did start the step (masked steps never use it)
+        return outcome
+
+
+def run(
+    inv: Invocation, on_started: Callable[[int, int], None] | None = None, via: str = "engine"
+) -> Outcome:
+    return asyncio.run(run_via(via, inv, on_started))
 
 
 def gone(pid: int) -> bool:
@@ -78,8 +104,9 @@ def wait_for_file(path: Path, timeout: float = 10.0) -> str:
 # ---- results ---------------------------------------------------------------------------------
 
 
-def test_json_stdout_becomes_the_outputs(tmp_path: Path) -> None:
-    outcome = run(invocation(tmp_path, """echo '  {"version": "1.2", "n": [1, 2]}'"""))
+@pytest.mark.parametrize("via", VIA)
+def test_json_stdout_becomes_the_outputs(via: str, tmp_path: Path) -> None:
+    outcome = run(invocation(tmp_path, """echo '  {"version": "1.2", "n": [1, 2]}'"""), via=via)
     assert outcome.succeeded
     assert outcome.exit_code == 0
     assert outcome.outputs == {"version": "1.2", "n": [1, 2]}
@@ -89,25 +116,28 @@ def test_json_stdout_becomes_the_outputs(tmp_path: Path) -> None:
     "command",
     ["echo hello", "echo '[1, 2]'", """echo '{"a": 1}'; echo '{"b": 2}'""", "echo '{broken'"],
 )
-def test_other_stdout_gives_no_outputs(tmp_path: Path, command: str) -> None:
-    outcome = run(invocation(tmp_path, command))
+@pytest.mark.parametrize("via", VIA)
+def test_other_stdout_gives_no_outputs(via: str, tmp_path: Path, command: str) -> None:
+    outcome = run(invocation(tmp_path, command), via=via)
     assert outcome.succeeded
     assert outcome.outputs == {}
 
 
-def test_usage_lines_are_reported_apart_from_the_outputs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", VIA)
+def test_usage_lines_are_reported_apart_from_the_outputs(via: str, tmp_path: Path) -> None:
     command = (
         """echo '{"agenthq": {"cost_usd": 0.25}}'; echo '{"agenthq": {"cost_usd": 0.5}}';"""
         """ echo '{"ok": true}'"""
     )
-    outcome = run(invocation(tmp_path, command))
+    outcome = run(invocation(tmp_path, command), via=via)
     assert outcome.usage == {"cost_usd": 0.75}
     assert outcome.outputs == {"ok": True}
 
 
-def test_exit_code_and_last_stderr_line_make_the_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", VIA)
+def test_exit_code_and_last_stderr_line_make_the_error(via: str, tmp_path: Path) -> None:
     command = "echo working; echo 'warning: first' >&2; echo 'fatal: no such ref' >&2; exit 3"
-    outcome = run(invocation(tmp_path, command))
+    outcome = run(invocation(tmp_path, command), via=via)
     assert outcome.failure_class == FailureClass.EXECUTION
     assert outcome.exit_code == 3
     assert outcome.error == "exit code 3: fatal: no such ref"
@@ -117,54 +147,65 @@ def test_exit_code_and_last_stderr_line_make_the_error(tmp_path: Path) -> None:
     assert (logs / "step.1.err").read_text() == "warning: first\nfatal: no such ref\n"
 
 
-def test_a_process_killed_by_a_signal_says_so(tmp_path: Path) -> None:
-    outcome = run(invocation(tmp_path, "kill -KILL $$"))
+@pytest.mark.parametrize("via", VIA)
+def test_a_process_killed_by_a_signal_says_so(via: str, tmp_path: Path) -> None:
+    outcome = run(invocation(tmp_path, "kill -KILL $$"), via=via)
     assert outcome.failure_class == FailureClass.EXECUTION
     assert outcome.exit_code == -signal.SIGKILL
     assert outcome.error is not None
     assert "SIGKILL" in outcome.error
 
 
-def test_missing_cwd_is_an_infrastructure_failure(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", VIA)
+def test_missing_cwd_is_an_infrastructure_failure(via: str, tmp_path: Path) -> None:
     started: list[int] = []
     outcome = run(
-        invocation(tmp_path, "true", cwd=tmp_path / "nowhere"), lambda pid, _: started.append(pid)
+        invocation(tmp_path, "true", cwd=tmp_path / "nowhere"),
+        lambda pid, _: started.append(pid),
+        via=via,
     )
     assert outcome.failure_class == FailureClass.INFRASTRUCTURE
     assert "nowhere" in (outcome.error or "")
     assert started == []
-    outcome = run(invocation(tmp_path, "/bin/true", cwd=tmp_path / "nowhere"))
+    outcome = run(invocation(tmp_path, "/bin/true", cwd=tmp_path / "nowhere"), via=via)
     assert outcome.failure_class == FailureClass.INFRASTRUCTURE
 
 
-def test_a_command_not_found_is_the_steps_failure(tmp_path: Path) -> None:
-    outcome = run(invocation(tmp_path, "no-such-program-xyz --flag"))
+@pytest.mark.parametrize("via", VIA)
+def test_a_command_not_found_is_the_steps_failure(via: str, tmp_path: Path) -> None:
+    outcome = run(invocation(tmp_path, "no-such-program-xyz --flag"), via=via)
     assert outcome.failure_class == FailureClass.EXECUTION
     assert outcome.exit_code == 127
     assert "not found" in (outcome.error or "")
 
 
-def test_plain_commands_run_directly_with_the_right_pwd(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", VIA)
+def test_plain_commands_run_directly_with_the_right_pwd(via: str, tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    outcome = run(invocation(tmp_path, "printenv PWD", cwd=work))
+    outcome = run(invocation(tmp_path, "printenv PWD", cwd=work), via=via)
     assert outcome.succeeded
     assert (tmp_path / "logs" / "step.1.out").read_text() == f"{work}\n"
 
 
-def test_log_directory_is_created(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", VIA)
+def test_log_directory_is_created(via: str, tmp_path: Path) -> None:
     out = tmp_path / "deep" / "er" / "a.out"
     outcome = run(
-        invocation(tmp_path, "echo hi", stdout_path=out, stderr_path=out.with_suffix(".err"))
+        invocation(tmp_path, "echo hi", stdout_path=out, stderr_path=out.with_suffix(".err")),
+        via=via,
     )
     assert outcome.succeeded
     assert out.read_text() == "hi\n"
 
 
-def test_step_environment_hides_agenthq_settings(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", VIA)
+def test_step_environment_hides_agenthq_settings(via: str, tmp_path: Path) -> None:
     parent = {**os.environ, "AGENTHQ_DB_URL": "sqlite:////x.db", "AGENTHQ_HOME": "/h", "KEEP": "1"}
     env = step_environment(parent, {"CI": "yes"})
-    outcome = run(invocation(tmp_path, "env > env.txt", env=env, step_id="envstep", attempt=2))
+    outcome = run(
+        invocation(tmp_path, "env > env.txt", env=env, step_id="envstep", attempt=2), via=via
+    )
     assert outcome.succeeded
     seen = (tmp_path / "env.txt").read_text().splitlines()
     assert not [line for line in seen if line.startswith(("AGENTHQ_DB_URL=", "AGENTHQ_HOME="))]
@@ -172,13 +213,14 @@ def test_step_environment_hides_agenthq_settings(tmp_path: Path) -> None:
     assert "AGENTHQ_RUN_ID=run-1" in seen
 
 
-def test_on_started_gets_the_pid_that_leads_its_own_group(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", VIA)
+def test_on_started_gets_the_pid_that_leads_its_own_group(via: str, tmp_path: Path) -> None:
     seen: list[tuple[int, int, int]] = []
 
     def started(pid: int, pgid: int) -> None:
         seen.append((pid, pgid, os.getpgid(pid)))
 
-    outcome = run(invocation(tmp_path, "echo $$; sleep 0.2"), started)
+    outcome = run(invocation(tmp_path, "echo $$; sleep 0.2"), started, via=via)
     assert outcome.succeeded
     [(pid, pgid, actual)] = seen
     assert pid == pgid == actual != os.getpgid(0)
@@ -191,12 +233,14 @@ STUBBORN = "bash -c 'trap \"\" TERM; echo $$ > child.pid; while true; do sleep 0
 
 
 @pytest.mark.parametrize("secrets", [[], [SECRET]])
+@pytest.mark.parametrize("via", VIA)
 def test_timeout_kills_a_tree_whose_child_ignores_sigterm(
-    tmp_path: Path, secrets: list[str]
+    via: str, tmp_path: Path, secrets: list[str]
 ) -> None:
     started_at = time.monotonic()
     outcome = run(
-        invocation(tmp_path, STUBBORN, timeout=1.0, kill_grace=0.5, mask=build_masker(secrets))
+        invocation(tmp_path, STUBBORN, timeout=1.0, kill_grace=0.5, mask=build_masker(secrets)),
+        via=via,
     )
     elapsed = time.monotonic() - started_at
     assert outcome.failure_class == FailureClass.TIMEOUT
@@ -206,14 +250,17 @@ def test_timeout_kills_a_tree_whose_child_ignores_sigterm(
     assert gone(child)
 
 
+@pytest.mark.parametrize("via", VIA)
 @pytest.mark.parametrize("secrets", [[], [SECRET]])
-def test_cancellation_kills_the_group_and_is_reraised(tmp_path: Path, secrets: list[str]) -> None:
+def test_cancellation_kills_the_group_and_is_reraised(
+    via: str, tmp_path: Path, secrets: list[str]
+) -> None:
     pgids: list[int] = []
 
     async def main() -> None:
-        install_fast_child_watcher()
         task = asyncio.create_task(
-            ShellExecutor().run(
+            run_via(
+                via,
                 invocation(tmp_path, STUBBORN, kill_grace=0.3, mask=build_masker(secrets)),
                 lambda _, pgid: pgids.append(pgid),
             )
@@ -230,13 +277,16 @@ def test_cancellation_kills_the_group_and_is_reraised(tmp_path: Path, secrets: l
     assert not group_alive(pgids[0])
 
 
-def test_a_background_process_holding_the_pipes_does_not_hang_the_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", VIA)
+def test_a_background_process_holding_the_pipes_does_not_hang_the_step(
+    via: str, tmp_path: Path
+) -> None:
     # `setsid` takes the sleeper out of the step's group, so killing the group cannot reach it
     # and it keeps the output pipes open.
     command = "setsid sh -c 'echo $$ > bg.pid; exec sleep 30' & echo launched"
     started_at = time.monotonic()
     try:
-        outcome = run(invocation(tmp_path, command, mask=build_masker([SECRET])))
+        outcome = run(invocation(tmp_path, command, mask=build_masker([SECRET])), via=via)
     finally:
         background = int(wait_for_file(tmp_path / "bg.pid"))
         os.kill(background, signal.SIGKILL)
@@ -245,16 +295,51 @@ def test_a_background_process_holding_the_pipes_does_not_hang_the_step(tmp_path:
     assert (tmp_path / "logs" / "step.1.out").read_text() == "launched\n"
 
 
+@pytest.mark.parametrize("via", VIA)
+def test_a_second_attempt_appends_and_reports_only_its_own_output(via: str, tmp_path: Path) -> None:
+    first = run(invocation(tmp_path, """echo '{"n": 1}'; echo one >&2; exit 1"""), via=via)
+    assert first.error == "exit code 1: one"
+    second = run(invocation(tmp_path, """echo '{"n": 2}'; echo two >&2; exit 2"""), via=via)
+    assert second.error == "exit code 2: two"
+    third = run(invocation(tmp_path, """echo '{"n": 3}'"""), via=via)
+    assert third.outputs == {"n": 3}
+    out = (tmp_path / "logs" / "step.1.out").read_text()
+    assert out == '{"n": 1}\n{"n": 2}\n{"n": 3}\n'
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_log_files_that_cannot_be_created_say_so(via: str, tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    out = tmp_path / "file" / "step.out"
+    outcome = run(
+        invocation(tmp_path, "/bin/true", stdout_path=out, stderr_path=out.with_suffix(".err")),
+        via=via,
+    )
+    assert outcome.failure_class == FailureClass.INFRASTRUCTURE
+    assert (outcome.error or "").startswith("could not open the step's log files: ")
+
+
+@pytest.mark.parametrize("via", VIA)
+def test_steps_start_with_no_signal_ignored(via: str, tmp_path: Path) -> None:
+    # Python ignores SIGPIPE; a step inheriting that would loop on EPIPE (`yes | head`).
+    for command in ("grep SigIgn /proc/self/status", "grep SigIgn /proc/self/status; true"):
+        outcome = run(invocation(tmp_path, command), via=via)
+        assert outcome.succeeded
+    lines = (tmp_path / "logs" / "step.1.out").read_text().splitlines()
+    assert lines == ["SigIgn:\t0000000000000000"] * 2
+
+
 # ---- masking ---------------------------------------------------------------------------------
 
 
-def test_secrets_never_reach_the_logs_or_the_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", VIA)
+def test_secrets_never_reach_the_logs_or_the_error(via: str, tmp_path: Path) -> None:
     command = (
         f"echo 'token is {SECRET} and {SECRET}'; "
         f"echo 'stderr {SECRET}' >&2; "
         f'echo \'{{"t": "{SECRET}"}}\' > out.json; exit 4'
     )
-    outcome = run(invocation(tmp_path, command, mask=build_masker([SECRET])))
+    outcome = run(invocation(tmp_path, command, mask=build_masker([SECRET])), via=via)
     assert outcome.exit_code == 4
     assert outcome.error == "exit code 4: stderr ***"
     out = (tmp_path / "logs" / "step.1.out").read_text()
@@ -287,7 +372,8 @@ def test_masked_output_is_written_as_it_is_produced(tmp_path: Path) -> None:
     assert log.read_text() == "first ***\nsecond\n"
 
 
-def test_a_huge_line_without_newline_is_masked_everywhere(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", VIA)
+def test_a_huge_line_without_newline_is_masked_everywhere(via: str, tmp_path: Path) -> None:
     # 300 KB in one line, secrets at irregular places (some across any fixed-size cut).
     script = (
         "import sys\n"
@@ -295,7 +381,9 @@ def test_a_huge_line_without_newline_is_masked_everywhere(tmp_path: Path) -> Non
         "sys.stdout.write(''.join(parts)); sys.stdout.flush()\n"
     )
     (tmp_path / "emit.py").write_text(script)
-    outcome = run(invocation(tmp_path, f"{sys.executable} emit.py", mask=build_masker([SECRET])))
+    outcome = run(
+        invocation(tmp_path, f"{sys.executable} emit.py", mask=build_masker([SECRET])), via=via
+    )
     assert outcome.succeeded
     text = (tmp_path / "logs" / "step.1.out").read_text()
     assert SECRET not in text
@@ -303,9 +391,11 @@ def test_a_huge_line_without_newline_is_masked_everywhere(tmp_path: Path) -> Non
     assert len(text) == sum(997 * i % 7919 for i in range(100)) + 300
 
 
-def test_outputs_are_masked_when_masking(tmp_path: Path) -> None:
+@pytest.mark.parametrize("via", VIA)
+def test_outputs_are_masked_when_masking(via: str, tmp_path: Path) -> None:
     outcome = run(
-        invocation(tmp_path, f"""echo '{{"t": "{SECRET}"}}'""", mask=build_masker([SECRET]))
+        invocation(tmp_path, f"""echo '{{"t": "{SECRET}"}}'""", mask=build_masker([SECRET])),
+        via=via,
     )
     assert outcome.outputs == {"t": "***"}
 

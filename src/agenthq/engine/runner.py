@@ -38,6 +38,7 @@ from agenthq.executors.environment import step_environment, store_location
 from agenthq.executors.masking import build_masker, looks_secret
 from agenthq.executors.python import PythonExecutor
 from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
+from agenthq.executors.spawner import spawning
 from agenthq.gates.breaker import Breaker, BreakerPhase
 from agenthq.graph import PlanGraph, compile_plan
 from agenthq.ml.predictor import FailurePredictor, open_predictor
@@ -215,7 +216,8 @@ class Runner:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, scheduler.request_cancel)
             try:
-                await scheduler.execute()
+                async with spawning():
+                    await scheduler.execute()
             finally:
                 if health_task is not None:
                     health_task.cancel()

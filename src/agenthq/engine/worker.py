@@ -25,6 +25,7 @@ from agenthq.executors.base import Executor, Invocation, Outcome
 from agenthq.executors.masking import build_masker
 from agenthq.executors.python import PythonExecutor
 from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
+from agenthq.executors.spawner import spawning
 from agenthq.spec.callables import CallableError, resolve_callable
 from agenthq.states import FailureClass
 from agenthq.store.api import Claim, Store
@@ -68,7 +69,10 @@ class Worker:
     async def run(self, *, stop: asyncio.Event | None = None, max_items: int | None = None) -> None:
         """Claim and run until `stop` is set (or `max_items` were reported)."""
         install_fast_child_watcher()
-        stop = stop or asyncio.Event()
+        async with spawning():
+            await self._serve(stop or asyncio.Event(), max_items)
+
+    async def _serve(self, stop: asyncio.Event, max_items: int | None) -> None:
         renew_every = max(self.lease_s / 3, 0.05)
         next_renewal = self.clock() + renew_every
         try:

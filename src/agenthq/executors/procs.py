@@ -37,6 +37,21 @@ def _stat_fields(pid: int) -> list[bytes] | None:
     return data[end_of_comm + 1 :].split()
 
 
+_pidfds_work: bool | None = None
+
+
+def pidfds_work() -> bool:
+    """Whether this system hands out pidfds (Linux ≥ 5.3; not every sandbox allows them)."""
+    global _pidfds_work
+    if _pidfds_work is None:
+        try:
+            os.close(os.pidfd_open(os.getpid()))
+            _pidfds_work = True
+        except (AttributeError, OSError):
+            _pidfds_work = False
+    return _pidfds_work
+
+
 def process_start_ticks(pid: int) -> int | None:
     """When `pid` started, in clock ticks since boot; None when it does not exist (or no /proc)."""
     fields = _stat_fields(pid)

@@ -29,7 +29,8 @@ from types import TracebackType
 from typing import Any, Self, TypeVarTuple, Unpack
 
 from agenthq.executors.base import Invocation, Masker, Outcome, StartedCallback, no_mask
-from agenthq.executors.procs import stop_group
+from agenthq.executors.procs import pidfds_work, stop_group
+from agenthq.executors.spawner import Spawner, SpawnerGoneError, SpawnError, current_spawner
 from agenthq.states import FailureClass
 
 OUTPUTS_MAX_BYTES = 1024 * 1024  # a bigger stdout is a log, not a result
@@ -39,6 +40,8 @@ _DRAIN_SECONDS = 1.0  # after the shell exits, how long to keep copying from its
 _REAP_SECONDS = 5.0
 _TAIL_BYTES = 4096
 _TAIL_CHARS = 300
+_LOGS_FAILED = "could not open the step's log files"
+_SPAWN_FAILED = "could not start the step"
 
 _PLAIN = r"[A-Za-z0-9_./:,+@%=-]+"
 _PLAIN_COMMAND = re.compile(rf"[A-Za-z0-9_./:,+@-]+(?: +{_PLAIN})*")
@@ -54,8 +57,6 @@ _BASH_WORDS = (
 )
 _SHELL_WORDS = frozenset(_BASH_WORDS.split())
 _Ts = TypeVarTuple("_Ts")
-
-_pidfd_usable: bool | None = None
 
 
 class _PidfdChildWatcher(asyncio.AbstractChildWatcher):
@@ -122,16 +123,8 @@ def install_fast_child_watcher() -> None:
     40% faster. 3.12 does this by itself. Safe to call any number of times, in or out of a
     running loop.
     """
-    global _pidfd_usable
-    if sys.version_info >= (3, 12) or _pidfd_usable is False:
+    if sys.version_info >= (3, 12) or not pidfds_work():
         return
-    if _pidfd_usable is None:
-        try:
-            os.close(os.pidfd_open(os.getpid()))
-            _pidfd_usable = True
-        except (AttributeError, OSError):  # an older kernel, or a sandbox that forbids it
-            _pidfd_usable = False
-            return
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         if not isinstance(asyncio.get_child_watcher(), _PidfdChildWatcher):
@@ -148,10 +141,16 @@ class ShellExecutor:
         command = invocation.command
         if command is None:
             return Outcome(FailureClass.INFRASTRUCTURE, error="shell step without a command")
+        spawner = current_spawner() if invocation.mask is no_mask else None
+        if spawner is not None:
+            try:
+                return await self._run_spawned(spawner, invocation, command, on_started)
+            except SpawnerGoneError:
+                pass  # it stopped before it started this step: start it here instead
         try:
             logs = _Logs.open(invocation)
         except OSError as exc:
-            return _infrastructure(invocation, f"could not open the step's log files: {exc}")
+            return _infrastructure(invocation, f"{_LOGS_FAILED}: {exc}")
         try:
             return await self._run(invocation, command, on_started, logs)
         finally:
@@ -163,7 +162,7 @@ class ShellExecutor:
         try:
             process = await self._spawn(inv, command, logs)
         except OSError as exc:
-            return _infrastructure(inv, f"could not start the step: {exc}")
+            return _infrastructure(inv, f"{_SPAWN_FAILED}: {exc}")
         finally:
             logs.close_child_ends()
         try:
@@ -173,23 +172,17 @@ class ShellExecutor:
             if returncode is None:
                 await _stop(process, inv.kill_grace)
                 await logs.drain()
-                return Outcome(
-                    FailureClass.TIMEOUT,
-                    error=f"timed out after {inv.timeout:g}s (process group killed)",
-                )
+                return _timed_out(inv)
             await logs.drain()
         except BaseException:  # cancelled (or a failing callback): never leave the group behind
             await _stop(process, inv.kill_grace)
             raise
-        return _ended(returncode, inv, logs)
+        return _ended(returncode, inv, logs.written)
 
     async def _spawn(
         self, inv: Invocation, command: str, logs: _Logs
     ) -> asyncio.subprocess.Process:
-        env = dict(inv.env)
-        env["AGENTHQ_RUN_ID"] = inv.run_id
-        env["AGENTHQ_STEP_ID"] = inv.step_id
-        env["AGENTHQ_ATTEMPT"] = str(inv.attempt)
+        env = _step_env(inv)
         argv = _direct_argv(command, env)
         if argv is not None:
             try:
@@ -200,6 +193,79 @@ class ShellExecutor:
                 # Not found, not executable, a script without `#!`: let the shell decide and
                 # report it the way users know (exit 127 "command not found", …).
         return await _exec([self.shell, "-c", command], inv.cwd, env, logs)
+
+    async def _run_spawned(
+        self, spawner: Spawner, inv: Invocation, command: str, on_started: StartedCallback
+    ) -> Outcome:
+        """`_run` with the helper process doing the spawning (see executors/spawner.py)."""
+        env = _step_env(inv)
+        shell = [self.shell, "-c", command]
+        argv = _direct_argv(command, env)
+        if argv is not None:  # the helper falls back to `shell` as `_spawn` does
+            env["PWD"] = str(inv.cwd)
+        request = spawner.spawn(
+            argv or shell,
+            shell=shell if argv else None,
+            cwd=inv.cwd,
+            env=env,
+            stdout=inv.stdout_path,
+            stderr=inv.stderr_path,
+        )
+        try:
+            spawned = await asyncio.shield(request.started)
+        except SpawnError as exc:
+            failed = _LOGS_FAILED if exc.stage == "logs" else _SPAWN_FAILED
+            return _infrastructure(inv, f"{failed}: {exc.message}")
+        except asyncio.CancelledError:  # it may start all the same: then stop it
+            with contextlib.suppress(SpawnError, SpawnerGoneError):
+                spawned = await request.started
+                await stop_group(spawned.pid, inv.kill_grace)
+            raise
+        written = _Written(
+            inv.stdout_path, inv.stderr_path, spawned.stdout_start, spawned.stderr_start
+        )
+        try:
+            on_started(spawned.pid, spawned.pid)
+            async with asyncio.timeout(inv.timeout):
+                returncode = await asyncio.shield(request.exited)
+                if returncode is None:  # the helper stopped: watch the process ourselves
+                    await _process_gone(spawned.pid)
+        except TimeoutError:
+            await stop_group(spawned.pid, inv.kill_grace)
+            return _timed_out(inv)
+        except BaseException:
+            await stop_group(spawned.pid, inv.kill_grace)
+            raise
+        if returncode is None:
+            return Outcome(
+                FailureClass.LOST,
+                error="its exit status was lost: agenthq's process spawner stopped unexpectedly",
+            )
+        return _ended(returncode, inv, written)
+
+
+def _step_env(inv: Invocation) -> dict[str, str]:
+    env = dict(inv.env)
+    env["AGENTHQ_RUN_ID"] = inv.run_id
+    env["AGENTHQ_STEP_ID"] = inv.step_id
+    env["AGENTHQ_ATTEMPT"] = str(inv.attempt)
+    return env
+
+
+async def _process_gone(pid: int) -> None:
+    """Wait for a process that is not our child to end (a pidfd reads as ready then)."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    loop = asyncio.get_running_loop()
+    gone: asyncio.Future[None] = loop.create_future()
+    loop.add_reader(pidfd, _settle, gone)
+    try:
+        await gone
+    finally:
+        loop.remove_reader(pidfd)
+        os.close(pidfd)
 
 
 async def _exec(
@@ -261,7 +327,18 @@ async def _stop(process: asyncio.subprocess.Process, grace: float) -> None:
             await process.wait()
 
 
-def _ended(returncode: int, inv: Invocation, logs: _Logs) -> Outcome:
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _timed_out(inv: Invocation) -> Outcome:
+    return Outcome(
+        FailureClass.TIMEOUT, error=f"timed out after {inv.timeout:g}s (process group killed)"
+    )
+
+
+def _ended(returncode: int, inv: Invocation, logs: _Written) -> Outcome:
     if returncode == 0:
         outputs, usage = _parse_stdout(logs.new_stdout())
         return Outcome(None, exit_code=0, outputs=outputs, usage=usage)
@@ -332,6 +409,51 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+@dataclass(frozen=True)
+class _Written:
+    """What one attempt appended to its log files: from these offsets to their end."""
+
+    stdout_path: Path
+    stderr_path: Path
+    stdout_start: int
+    stderr_start: int
+
+    def new_stdout(self) -> bytes:
+        """What this attempt wrote to stdout, when it is small enough to be a result."""
+        size = _size(self.stdout_path) - self.stdout_start
+        if size <= 0 or size > OUTPUTS_MAX_BYTES:
+            return b""
+        try:
+            with open(self.stdout_path, "rb") as stdout:
+                stdout.seek(self.stdout_start)
+                return stdout.read(OUTPUTS_MAX_BYTES)
+        except OSError:  # removed or replaced meanwhile: then it holds no result of ours
+            return b""
+
+    def stderr_tail(self) -> str:
+        """The last non-empty line this attempt wrote to stderr, shortened."""
+        size = _size(self.stderr_path)
+        start = max(self.stderr_start, size - _TAIL_BYTES)
+        if size <= start:
+            return ""
+        try:
+            with open(self.stderr_path, "rb") as stderr:
+                stderr.seek(start)
+                data = stderr.read(size - start)
+        except OSError:
+            return ""
+        lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines()]
+        last = next((line for line in reversed(lines) if line), "")
+        return last if len(last) <= _TAIL_CHARS else last[: _TAIL_CHARS - 1] + "…"
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
 @dataclass
 class _Logs:
     """The attempt's two log files and, when masking, the pipes that feed them."""
@@ -359,6 +481,10 @@ class _Logs:
             logs.close()
             raise
         return logs
+
+    @property
+    def written(self) -> _Written:
+        return _Written(self.stdout_path, self.stderr_path, self.stdout_start, self.stderr_start)
 
     @property
     def child_stdout(self) -> int:
@@ -402,34 +528,6 @@ class _Logs:
             if fd >= 0:
                 os.close(fd)
         self.stdout_fd = self.stderr_fd = -1
-
-    def new_stdout(self) -> bytes:
-        """What this attempt wrote to stdout, when it is small enough to be a result."""
-        size = os.fstat(self.stdout_fd).st_size - self.stdout_start
-        if size <= 0 or size > OUTPUTS_MAX_BYTES:
-            return b""
-        try:
-            with open(self.stdout_path, "rb") as stdout:
-                stdout.seek(self.stdout_start)
-                return stdout.read(OUTPUTS_MAX_BYTES)
-        except OSError:  # removed or replaced meanwhile: then it holds no result of ours
-            return b""
-
-    def stderr_tail(self) -> str:
-        """The last non-empty line this attempt wrote to stderr, shortened."""
-        size = os.fstat(self.stderr_fd).st_size
-        start = max(self.stderr_start, size - _TAIL_BYTES)
-        if size <= start:
-            return ""
-        try:
-            with open(self.stderr_path, "rb") as stderr:
-                stderr.seek(start)
-                data = stderr.read(size - start)
-        except OSError:
-            return ""
-        lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines()]
-        last = next((line for line in reversed(lines) if line), "")
-        return last if len(last) <= _TAIL_CHARS else last[: _TAIL_CHARS - 1] + "…"
 
 
 class _MaskedCopy(asyncio.Protocol):

@@ -28,6 +28,7 @@ from agenthq.store.api import (
     StoreStats,
 )
 from agenthq.store.chain import canonical_json
+from agenthq.store.compiled import executemany
 from agenthq.store.tables import agents, approvals, attempts, breakers, gate_results
 
 # (run_id, step_id, attempt, kind, details) — turned into chained events by sql.py
@@ -38,7 +39,8 @@ def write(conn: Connection, batch: Batch) -> list[EventDraft]:
     """Write the batch's gate rows; return the events they need, in order."""
     notes: list[EventDraft] = []
     if batch.gate_results:
-        conn.execute(insert(gate_results), [_gate_row(g) for g in batch.gate_results])
+        rows = [_gate_row(g) for g in batch.gate_results]
+        executemany(conn, ("insert", "gate_results"), lambda: insert(gate_results), rows)
     for request in batch.approval_requests:
         inserted = conn.execute(
             insert(approvals).values(
@@ -355,9 +357,9 @@ def _gate_row(record: GateRecord) -> dict[str, Any]:
         "run_id": record.run_id,
         "step_id": record.step_id,
         "attempt": record.attempt,
-        "gate": record.gate,
-        "phase": record.phase,
-        "outcome": record.outcome,
+        "gate": str(record.gate),  # plain text: the driver gets these as they are
+        "phase": str(record.phase),
+        "outcome": str(record.outcome),
         "reason": record.reason,
         "score": record.score,
         "details": canonical_json(record.details),

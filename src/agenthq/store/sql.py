@@ -18,7 +18,6 @@ from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Seq
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import Enum
-from operator import itemgetter
 from types import TracebackType
 from typing import Any, NamedTuple, Self
 
@@ -91,6 +90,7 @@ from agenthq.store.api import (
     WorktreeRecord,
 )
 from agenthq.store.chain import canonical_json, link_hash, stored_time, time_json
+from agenthq.store.compiled import execute_one, executemany
 from agenthq.store.tables import CHAIN_HEAD_ID, attempts, chain_head, events, runs, steps, telemetry
 
 WRITE_OPTION = "agenthq_write"  # execution option: this transaction writes (see sqlite.py)
@@ -260,7 +260,7 @@ class SqlStore:
         except IntegrityError:
             raise StoreError(f"a run with id {run.id!r} already exists") from None
         if step_rows:
-            _executemany(conn, ("insert", "steps"), lambda: insert(steps), step_rows)
+            executemany(conn, ("insert", "steps"), lambda: insert(steps), step_rows)
         self._append_events(conn, [created], at)
         counts = {StepState.PENDING.value: len(step_rows)} if step_rows else {}
         return RunRecord(
@@ -401,7 +401,7 @@ class SqlStore:
                     self._update_run(conn, change)
                 if batch.attempt_starts:
                     rows = [_attempt_row(a) for a in batch.attempt_starts]
-                    _executemany(conn, ("insert", "attempts"), lambda: insert(attempts), rows)
+                    executemany(conn, ("insert", "attempts"), lambda: insert(attempts), rows)
                 self._update_attempts(conn, batch.attempt_updates)
                 if batch.step_notes:
                     _note_waiting(conn, batch.step_notes)
@@ -410,7 +410,7 @@ class SqlStore:
                     _notify(conn, "work")
                 if batch.telemetry:
                     rows = [telemetry_rows.row_of(t) for t in batch.telemetry]
-                    _executemany(conn, ("insert", "telemetry"), lambda: insert(telemetry), rows)
+                    executemany(conn, ("insert", "telemetry"), lambda: insert(telemetry), rows)
                 notes = governance.write(conn, batch)
                 if notes:
                     closing = len(drafts) - _closing_runs(batch)
@@ -838,7 +838,7 @@ class SqlStore:
         """Rows matched by an executemany; one statement per row where the driver cannot
         count an executemany."""
         if self._sane_multi_rowcount or len(rows) == 1:
-            return _executemany(conn, key, build, rows)
+            return executemany(conn, key, build, rows)
         statement = build()
         return sum(int(conn.execute(statement, row).rowcount) for row in rows)
 
@@ -848,7 +848,7 @@ class SqlStore:
         writers queue here, so seq numbers and hashes never fork."""
         if not drafts:
             return
-        head = _driver(
+        head = execute_one(
             conn,
             ("select", "chain_head"),
             lambda: (
@@ -895,8 +895,8 @@ class SqlStore:
                 }
             )
             previous = digest
-        _executemany(conn, ("insert", "events"), lambda: insert(events), rows)
-        _driver(
+        executemany(conn, ("insert", "events"), lambda: insert(events), rows)
+        execute_one(
             conn,
             ("update", "chain_head"),
             lambda: (
@@ -1005,55 +1005,6 @@ class SqlStore:
         query = query.order_by(events.c.seq).limit(limit)
         with self._reading() as conn:
             return conn.execute(query).all()
-
-
-def _executemany(
-    conn: Connection, key: Hashable, build: Callable[[], UpdateBase], rows: list[dict[str, Any]]
-) -> int:
-    """Run the statement `build` makes once per row, handing the rows straight to the
-    driver's executemany.
-
-    SQLAlchemy's own executemany spends as long preparing parameters as SQLite spends
-    executing them; the hot-path columns are strings and numbers, which need no type
-    processing, so the compiled SQL and plain parameters are passed to the driver instead.
-    The SQL is compiled once per (dialect, statement key, columns) for the process: compiling
-    cost more than executing on every scheduler commit.
-    """
-    columns = tuple(rows[0])
-    dialect = conn.dialect
-    cache_key = (dialect.name, dialect.driver, dialect.paramstyle, key, columns)
-    entry = _COMPILED_SQL.get(cache_key)
-    if entry is None:
-        compiled = build().compile(dialect=dialect, column_keys=list(columns))
-        order = tuple(compiled.positiontup or ()) if compiled.positional else None
-        entry = _COMPILED_SQL[cache_key] = (compiled.string, order)
-    sql, order = entry
-    params: list[Any] = rows
-    if order is not None:
-        pick = itemgetter(*order)
-        params = [pick(row) for row in rows] if len(order) > 1 else [(pick(r),) for r in rows]
-    return int(conn.exec_driver_sql(sql, params).rowcount)
-
-
-_COMPILED_SQL: dict[tuple[Hashable, ...], tuple[str, tuple[str, ...] | None]] = {}
-
-
-def _driver(
-    conn: Connection, key: Hashable, build: Callable[[], Any], params: dict[str, Any]
-) -> Any:
-    """One execution of a per-tick statement through the same compiled-SQL cache as
-    `_executemany`: building and compiling Core statements cost more than running them."""
-    columns = tuple(params)
-    dialect = conn.dialect
-    cache_key = (dialect.name, dialect.driver, dialect.paramstyle, key, columns)
-    entry = _COMPILED_SQL.get(cache_key)
-    if entry is None:
-        compiled = build().compile(dialect=dialect, column_keys=list(columns))
-        order = tuple(compiled.positiontup or ()) if compiled.positional else None
-        entry = _COMPILED_SQL[cache_key] = (compiled.string, order)
-    sql, order = entry
-    bound: Any = tuple(params[name] for name in order) if order is not None else params
-    return conn.exec_driver_sql(sql, bound)
 
 
 def _step_update(names: tuple[str, ...]) -> UpdateBase:
@@ -1426,7 +1377,7 @@ def _update_step_counts(conn: Connection, writes: Sequence[_StepWrite]) -> None:
         delta[write.from_state] = delta.get(write.from_state, 0) - 1
         delta[write.to_state] = delta.get(write.to_state, 0) + 1
     for run_id, delta in deltas.items():
-        row = _driver(
+        row = execute_one(
             conn,
             ("select", "runs.step_counts"),
             lambda: select(runs.c.step_counts).where(runs.c.id == bindparam("k_id")),
@@ -1436,7 +1387,7 @@ def _update_step_counts(conn: Connection, writes: Sequence[_StepWrite]) -> None:
         for state, change in delta.items():
             counts[state] = counts.get(state, 0) + change
         counts = {k: v for k, v in counts.items() if v}
-        _driver(
+        execute_one(
             conn,
             ("update", "runs.step_counts"),
             lambda: (

@@ -1,0 +1,163 @@
+"""The spawner: a small program that starts steps' processes for the engine, on another core.
+
+On two cores a shell-heavy plan was bound by the engine process's own CPU: creating two log
+files, forking and reaping took as long as all the rest of its work. This program does that
+part in a process of its own, so the engine only records the attempt and sends one line. It
+imports nothing but the standard library and is started as `python -I -S spawn_helper.py`
+(see `executors/spawner.py`, which also describes when it is used).
+
+Protocol, one JSON object per line. The engine sends
+    {"id": 7, "argv": [...], "shell": [...] | null, "cwd": "...", "env": {...},
+     "out": "path", "err": "path"}
+and this program answers, in the order things happen:
+    {"ready": 1}                                   once, when it can take requests
+    {"id": 7, "pid": 1234, "out": 0, "err": 0}     started; sizes of the logs before it
+    {"id": 7, "stage": "logs"|"spawn", "error": "..."}   could not start it
+    {"id": 7, "exit": 0}                           it ended (negative: killed by that signal)
+`shell` is the `bash -c` form of a command sent as a direct `argv`: tried when the direct
+exec fails and `cwd` exists, so a missing program reads "command not found" as users expect.
+
+Each process starts in a new session (its group is its pid; the engine stops it with killpg)
+with its output appended straight to its log files. At end of input this program exits at
+once and leaves running steps alone, exactly as the engine's own death would: the engine's
+recovery finds them by pid and start time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+from typing import Any
+
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+
+
+def _open_log(path: str) -> int:
+    try:
+        return os.open(path, _LOG_FLAGS, 0o644)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        return os.open(path, _LOG_FLAGS, 0o644)
+
+
+class Spawner:
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
+        self.stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        self.children: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}  # by pidfd
+        self.replies: list[bytes] = []
+        self.unread = b""
+
+    def serve(self) -> None:
+        self.selector.register(0, selectors.EVENT_READ)
+        self.reply({"ready": 1})
+        self.flush()
+        while True:
+            ready = [key.fd for key, _ in self.selector.select()]
+            for fd in ready:  # ends first: the engine is waiting for them to start more
+                if fd != 0:
+                    self.reap(fd)
+            self.flush()
+            if 0 in ready:
+                if not self.read_requests():
+                    return
+                self.flush()
+
+    def read_requests(self) -> bool:
+        chunk = os.read(0, 1 << 16)
+        if not chunk:
+            return False
+        *lines, self.unread = (self.unread + chunk).split(b"\n")
+        for line in lines:
+            if line.strip():
+                self.start(json.loads(line))
+        return True
+
+    def start(self, request: dict[str, Any]) -> None:
+        ident = request["id"]
+        try:
+            out = _open_log(request["out"])
+        except OSError as exc:
+            self.reply({"id": ident, "stage": "logs", "error": str(exc)})
+            return
+        try:
+            err = _open_log(request["err"])
+        except OSError as exc:
+            os.close(out)
+            self.reply({"id": ident, "stage": "logs", "error": str(exc)})
+            return
+        try:
+            sizes = os.fstat(out).st_size, os.fstat(err).st_size
+            try:
+                process = self.popen(request["argv"], request, out, err)
+            except OSError:
+                if request["shell"] is None or not os.path.isdir(request["cwd"]):
+                    raise
+                process = self.popen(request["shell"], request, out, err)
+        except OSError as exc:
+            self.reply({"id": ident, "stage": "spawn", "error": str(exc)})
+            return
+        finally:
+            os.close(out)
+            os.close(err)
+        try:
+            pidfd = os.pidfd_open(process.pid)  # works until it is reaped, which only we do
+        except OSError as exc:  # out of file descriptors: a step we cannot watch must not run
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+            self.reply({"id": ident, "stage": "spawn", "error": str(exc)})
+            return
+        self.children[pidfd] = (ident, process)
+        self.selector.register(pidfd, selectors.EVENT_READ)
+        self.reply({"id": ident, "pid": process.pid, "out": sizes[0], "err": sizes[1]})
+
+    def popen(
+        self, argv: list[str], request: dict[str, Any], out: int, err: int
+    ) -> subprocess.Popen[bytes]:
+        """subprocess, not os.posix_spawn: glibc's posix_spawn leaves its two internal signals
+        ignored in the child, and a step must start exactly as the engine would start it."""
+        return subprocess.Popen(
+            argv,
+            cwd=request["cwd"],
+            env=request["env"],
+            stdin=self.stdin,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,
+        )
+
+    def reap(self, pidfd: int) -> None:
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        ident, process = self.children.pop(pidfd)
+        self.reply({"id": ident, "exit": process.wait()})
+
+    def reply(self, message: dict[str, Any]) -> None:
+        self.replies.append(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+    def flush(self) -> None:
+        data = b"".join(self.replies)
+        self.replies.clear()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(1, view) :]
+
+
+def main() -> None:
+    try:
+        Spawner().serve()
+    except BrokenPipeError:  # the engine is gone: nobody to answer
+        pass
+    except Exception as exc:  # say why before going; the engine then spawns by itself
+        message = json.dumps({"fatal": f"{type(exc).__name__}: {exc}"})
+        with contextlib.suppress(OSError):
+            os.write(1, message.encode() + b"\n")
+    os._exit(0)  # now: running children are not ours to wait for
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,124 @@
+"""The spawner helper with real processes: a run's shell steps start from it, its death costs
+no step more than a `lost` attempt, a step cancelled while it is being started is stopped, and
+the helper ends with the last run that used it. (Every outcome of a step — outputs, failures,
+timeouts, masking — is tested through both ways of spawning in test_shell_executor.py.)"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from pathlib import Path
+
+import agenthq
+from agenthq.engine.gating import GateConfig
+from agenthq.engine.runner import Runner
+from agenthq.executors.base import Outcome
+from agenthq.executors.procs import group_alive
+from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
+from agenthq.executors.spawner import current_spawner, spawning
+from agenthq.gates.policy import Policy
+from agenthq.states import FailureClass
+from tests.integration.test_shell_executor import gone, invocation, ready_spawner
+
+
+def test_a_runs_shell_steps_start_from_the_helper(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENTHQ_")}
+    plan = (
+        agenthq.Plan("parents")
+        .step("first", run="sleep 0.3")  # the helper starts meanwhile
+        .step("second", run="sh parent.sh", needs=["first"])  # exec'd by the helper itself
+    )
+    (tmp_path / "parent.sh").write_text(
+        "echo $PPID > ppid.txt; cat /proc/$PPID/cmdline > parent.txt\n"
+    )
+    gates = GateConfig(policy=Policy(allow=("sh parent.sh",)))
+    with agenthq.open_store(f"sqlite:///{tmp_path / 'agenthq.db'}") as store:
+        runner = Runner(store, home=tmp_path, environ=environ, gates=gates)
+        run = runner.run(plan, workspace=tmp_path)
+    assert run.state == "succeeded"
+    parent = (tmp_path / "parent.txt").read_bytes().split(b"\0")
+    assert parent[1:3] == [b"-I", b"-S"]
+    assert parent[3].endswith(b"spawn_helper.py")
+    assert gone(int((tmp_path / "ppid.txt").read_text()))  # and it ended with the run
+
+
+def test_the_helper_dying_mid_step_loses_only_that_attempts_exit_status(tmp_path: Path) -> None:
+    marker = tmp_path / "finished"
+
+    async def main() -> tuple[Outcome, Outcome]:
+        install_fast_child_watcher()
+        async with spawning():
+            spawner = await ready_spawner()
+            pids: list[int] = []
+            step = asyncio.create_task(
+                ShellExecutor().run(
+                    invocation(tmp_path, f"sleep 0.5; touch {marker}"),
+                    lambda pid, _: pids.append(pid),
+                )
+            )
+            while not pids:
+                await asyncio.sleep(0.01)
+            os.kill(spawner.process.pid, signal.SIGKILL)
+            lost = await step
+            assert spawner.gone
+            assert current_spawner() is None  # from now on, steps start in this process
+            after = await ShellExecutor().run(
+                invocation(tmp_path, "/bin/true", step_id="after"), lambda pid, _: None
+            )
+            assert spawner.started == 1
+            return lost, after
+
+    started_at = time.monotonic()
+    lost, after = asyncio.run(main())
+    assert lost.failure_class == FailureClass.LOST
+    assert "spawner stopped unexpectedly" in (lost.error or "")
+    assert marker.exists()  # the step ran to its end: nothing killed it
+    assert time.monotonic() - started_at >= 0.5
+    assert after.succeeded
+
+
+def test_a_step_cancelled_while_the_helper_starts_it_is_stopped(tmp_path: Path) -> None:
+    pid_file = tmp_path / "step.pid"
+    command = f"echo $$ > {pid_file}; exec sleep 30"
+
+    async def main() -> int:
+        install_fast_child_watcher()
+        async with spawning():
+            spawner = await ready_spawner()
+            task = asyncio.create_task(
+                ShellExecutor().run(invocation(tmp_path, command, kill_grace=0.2), lambda *_: None)
+            )
+            await asyncio.sleep(0)  # the request is sent; the helper has not answered yet
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            else:
+                raise AssertionError("the cancellation was swallowed")
+            return spawner.started
+
+    assert asyncio.run(main()) == 1
+    if pid_file.exists() and pid_file.read_text().strip():
+        pid = int(pid_file.read_text())
+        assert gone(pid)
+        assert not group_alive(pid)
+
+
+def test_the_helper_ends_with_its_last_user(tmp_path: Path) -> None:
+    async def main() -> None:
+        install_fast_child_watcher()
+        async with spawning():
+            async with spawning():  # a second run in the same loop shares the helper
+                spawner = await ready_spawner()
+            assert spawner.process.poll() is None
+            assert current_spawner() is spawner
+            outcome = await ShellExecutor().run(invocation(tmp_path, "/bin/true"), lambda *_: None)
+            assert outcome.succeeded
+        assert spawner.process.poll() == 0
+        assert spawner.gone
+        assert current_spawner() is None  # no lease: steps start in this process
+
+    asyncio.run(main())
