@@ -11,9 +11,12 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 import agenthq
 from agenthq.engine.gating import GateConfig
 from agenthq.engine.runner import Runner
+from agenthq.executors import spawner as spawner_module
 from agenthq.executors.base import Outcome
 from agenthq.executors.procs import group_alive
 from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
@@ -44,7 +47,9 @@ def test_a_runs_shell_steps_start_from_the_helper(tmp_path: Path) -> None:
     assert gone(int((tmp_path / "ppid.txt").read_text()))  # and it ended with the run
 
 
-def test_the_helper_dying_mid_step_loses_only_that_attempts_exit_status(tmp_path: Path) -> None:
+def test_the_helper_dying_mid_step_loses_only_that_attempts_exit_status(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     marker = tmp_path / "finished"
 
     async def main() -> tuple[Outcome, Outcome]:
@@ -77,6 +82,7 @@ def test_the_helper_dying_mid_step_loses_only_that_attempts_exit_status(tmp_path
     assert marker.exists()  # the step ran to its end: nothing killed it
     assert time.monotonic() - started_at >= 0.5
     assert after.succeeded
+    assert "process spawner stopped unexpectedly" in caplog.text  # said once, to the person
 
 
 def test_a_step_cancelled_while_the_helper_starts_it_is_stopped(tmp_path: Path) -> None:
@@ -122,3 +128,25 @@ def test_the_helper_ends_with_its_last_user(tmp_path: Path) -> None:
         assert current_spawner() is None  # no lease: steps start in this process
 
     asyncio.run(main())
+
+
+def test_a_helper_that_cannot_start_leaves_steps_to_the_engine(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(spawner_module, "HELPER", tmp_path / "missing_helper.py")
+
+    async def main() -> list[bool]:
+        install_fast_child_watcher()
+        results = []
+        async with spawning():
+            for n in range(3):
+                outcome = await ShellExecutor().run(
+                    invocation(tmp_path, "/bin/true", step_id=f"s{n}"), lambda *_: None
+                )
+                results.append(outcome.succeeded)
+                await asyncio.sleep(0.3)  # long enough for the helper to have failed
+            assert current_spawner() is None
+        return results
+
+    assert asyncio.run(main()) == [True, True, True]
+    assert caplog.text.count("process spawner stopped unexpectedly") == 1

@@ -88,7 +88,8 @@ class Spawner:
         os.set_blocking(self._from_helper, False)
         self.ready = False
         self.gone = False
-        self.started = 0  # processes it started, for `agenthq doctor`-style questions and tests
+        self.started = 0  # processes it started
+        self._closing = False
         self._ids = itertools.count(1)
         self._requests: dict[int, Request] = {}
         self._outbox = bytearray()
@@ -126,6 +127,7 @@ class Spawner:
 
     async def aclose(self) -> None:
         """End the helper; steps it started and that still run are left running."""
+        self._closing = True
         if not self.gone:
             self._close_pipe_to_helper()
             with contextlib.suppress(TimeoutError):
@@ -217,6 +219,8 @@ class Spawner:
         """The helper has gone (or we end it): nothing more will come from it."""
         if self.gone:
             return
+        if not self._closing:
+            _log.warning("the process spawner stopped unexpectedly; steps start in-process")
         self.gone = True
         self.ready = False
         self.loop.remove_reader(self._from_helper)
