@@ -15,6 +15,9 @@ def test_a_fresh_project_is_healthy_and_doctor_creates_nothing(cli: Cli) -> None
     assert result.code == 0, result.err
     assert result.json()["verdict"] == "healthy"
     assert not (cli.project / ".agenthq" / "agenthq.db").exists()
+    (spawner,) = [f for f in result.json()["findings"] if f["check"] == "spawner"]
+    assert spawner["level"] == "ok"  # this machine has pidfds: the helper started and answered
+    assert spawner["message"].startswith("shell steps start from the spawner helper")
 
 
 def test_a_killed_run_needs_repair_and_fix_makes_it_resumable(cli: Cli) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import agenthq
+from agenthq.engine.doctor import check_spawner
 from agenthq.engine.gating import GateConfig
 from agenthq.engine.runner import Runner
 from agenthq.executors import spawner as spawner_module
@@ -150,3 +151,17 @@ def test_a_helper_that_cannot_start_leaves_steps_to_the_engine(
 
     assert asyncio.run(main()) == [True, True, True]
     assert caplog.text.count("process spawner stopped unexpectedly") == 1
+
+
+def test_doctor_checks_the_helper_and_says_when_it_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (working,) = check_spawner()
+    assert working.level == "ok"
+    monkeypatch.setattr(spawner_module, "HELPER", tmp_path / "missing_helper.py")
+    started_at = time.monotonic()
+    (broken,) = check_spawner(timeout=8)
+    assert broken.level == "degraded"
+    assert "did not start" in broken.message
+    assert "engine's own process" in broken.message
+    assert time.monotonic() - started_at < 5  # it noticed the helper was gone; no waiting it out

@@ -10,14 +10,25 @@ finished runs older than the retention are deleted.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
 import sqlite3
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from agenthq.engine.ownership import owner_alive
 from agenthq.errors import LearningError
+from agenthq.executors.procs import pidfds_work
+from agenthq.executors.spawner import (
+    SpawnerGoneError,
+    SpawnError,
+    current_spawner,
+    spawner_gone,
+    spawning,
+)
 from agenthq.ml.model import read_meta
 from agenthq.ml.predictor import ModelSettings
 from agenthq.store.api import ApprovalState, Store
@@ -158,6 +169,45 @@ def check_store(store: Store, now: float) -> tuple[list[Finding], list[str]]:
     else:
         findings.append(Finding("approvals", "ok", "no approval past its SLA"))
     return findings, orphans
+
+
+def check_spawner(timeout: float = 10.0) -> list[Finding]:
+    """Start the process spawner and have it run `true`, as a run's first shell steps would."""
+    return [asyncio.run(_try_spawner(timeout))]
+
+
+async def _try_spawner(timeout: float) -> Finding:
+    slower = "shell steps start in the engine's own process (slower for shell-heavy plans)"
+    if not pidfds_work():
+        return Finding("spawner", "degraded", f"this system has no pidfds (Linux 5.3+): {slower}")
+    started = time.monotonic()
+    async with spawning():
+        try:
+            async with asyncio.timeout(timeout):
+                while (spawner := current_spawner()) is None:
+                    if spawner_gone():
+                        break
+                    await asyncio.sleep(0.01)
+                if spawner is not None:
+                    request = spawner.spawn(
+                        ["true"],
+                        shell=None,
+                        cwd=Path("/"),
+                        env={"PATH": os.defpath},
+                        stdout=Path(os.devnull),
+                        stderr=Path(os.devnull),
+                    )
+                    await request.started
+                    if await request.exited == 0:
+                        took = (time.monotonic() - started) * 1000
+                        return Finding(
+                            "spawner",
+                            "ok",
+                            f"shell steps start from the spawner helper (ready in {took:.0f} ms)",
+                        )
+        except (TimeoutError, SpawnError, SpawnerGoneError):
+            pass
+    return Finding("spawner", "degraded", f"the spawner helper did not start or answer: {slower}")
 
 
 def check_disk(home: Path) -> list[Finding]:

@@ -290,3 +290,11 @@ def current_spawner() -> Spawner | None:
         return None  # it needs a moment to start; this step goes the usual way
     spawner = lease.spawner
     return spawner if spawner.ready and not spawner.gone else None
+
+
+def spawner_gone() -> bool:
+    """Whether the running loop's helper could not start or has stopped: no use waiting."""
+    lease = _leases.get(asyncio.get_running_loop())
+    if lease is None:
+        return True
+    return lease.failed or (lease.spawner is not None and lease.spawner.gone)
