@@ -27,7 +27,8 @@ from agenthq.executors.procs import (
     process_start_ticks,
 )
 from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
-from agenthq.executors.spawner import Spawner, current_spawner, spawning
+from agenthq.executors.spawner import Spawner, spawning
+from agenthq.executors.spawner import ready_spawner as spawner_ready
 from agenthq.states import FailureClass
 
 SECRET = "s3cr3t-Value-42"
@@ -55,10 +56,9 @@ VIA = ("engine", "helper")  # who spawns: this process, or the spawner helper (s
 
 async def ready_spawner() -> Spawner:
     """Start the running loop's helper and wait until it takes requests."""
-    deadline = time.monotonic() + 10
-    while (spawner := current_spawner()) is None:
-        assert time.monotonic() < deadline, "the spawner helper never became ready"
-        await asyncio.sleep(0.01)
+    async with asyncio.timeout(10):
+        spawner = await spawner_ready()
+    assert spawner is not None, "the spawner helper did not start"
     return spawner
 
 

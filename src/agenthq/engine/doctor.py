@@ -23,10 +23,10 @@ from agenthq.engine.ownership import owner_alive
 from agenthq.errors import LearningError
 from agenthq.executors.procs import pidfds_work
 from agenthq.executors.spawner import (
+    Spawner,
     SpawnerGoneError,
     SpawnError,
-    current_spawner,
-    spawner_gone,
+    ready_spawner,
     spawning,
 )
 from agenthq.ml.model import read_meta
@@ -184,30 +184,27 @@ async def _try_spawner(timeout: float) -> Finding:
     async with spawning():
         try:
             async with asyncio.timeout(timeout):
-                while (spawner := current_spawner()) is None:
-                    if spawner_gone():
-                        break
-                    await asyncio.sleep(0.01)
-                if spawner is not None:
-                    request = spawner.spawn(
-                        ["true"],
-                        shell=None,
-                        cwd=Path("/"),
-                        env={"PATH": os.defpath},
-                        stdout=Path(os.devnull),
-                        stderr=Path(os.devnull),
-                    )
-                    await request.started
-                    if await request.exited == 0:
-                        took = (time.monotonic() - started) * 1000
-                        return Finding(
-                            "spawner",
-                            "ok",
-                            f"shell steps start from the spawner helper (ready in {took:.0f} ms)",
-                        )
+                spawner = await ready_spawner()
+                if spawner is not None and await _runs_true(spawner):
+                    took = (time.monotonic() - started) * 1000
+                    message = f"shell steps start from the spawner helper (ready in {took:.0f} ms)"
+                    return Finding("spawner", "ok", message)
         except (TimeoutError, SpawnError, SpawnerGoneError):
             pass
     return Finding("spawner", "degraded", f"the spawner helper did not start or answer: {slower}")
+
+
+async def _runs_true(spawner: Spawner) -> bool:
+    request = spawner.spawn(
+        ["true"],
+        shell=None,
+        cwd=Path("/"),
+        env={"PATH": os.defpath},
+        stdout=Path(os.devnull),
+        stderr=Path(os.devnull),
+    )
+    await request.started
+    return await request.exited == 0
 
 
 def check_disk(home: Path) -> list[Finding]:

@@ -2,13 +2,16 @@
 
 Each attempt is `bash -c COMMAND` (or `/bin/sh -c` where bash is missing) in a new session, so
 the step and everything it starts can be stopped together with one `killpg`. Spawning is the
-hot path of shell-heavy plans, so two shortcuts keep it close to a bare `fork+exec`:
+hot path of shell-heavy plans, so three shortcuts keep it close to a bare `fork+exec`:
 
 - a command that is one plain program with plain arguments (`/bin/true`, `make -j4 test`) is
   executed directly, as bash itself would after parsing it; anything with quoting, expansion,
   redirection, operators or a builtin goes through the shell;
 - with no secrets to mask, the child writes straight into its log files; only when there is
-  something to mask does its output pass through this process, a chunk of lines at a time.
+  something to mask does its output pass through this process, a chunk of lines at a time;
+- inside a run, steps with nothing to mask are started by the spawner helper process on the
+  other core (`executors/spawner.py`); this process only sends the request, records the pid,
+  and stops the group itself when it must.
 """
 
 from __future__ import annotations

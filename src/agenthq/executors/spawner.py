@@ -292,9 +292,14 @@ def current_spawner() -> Spawner | None:
     return spawner if spawner.ready and not spawner.gone else None
 
 
-def spawner_gone() -> bool:
-    """Whether the running loop's helper could not start or has stopped: no use waiting."""
-    lease = _leases.get(asyncio.get_running_loop())
-    if lease is None:
-        return True
-    return lease.failed or (lease.spawner is not None and lease.spawner.gone)
+async def ready_spawner() -> Spawner | None:
+    """The running loop's helper once it takes requests (starting it if need be), or None when
+    it could not start or has stopped. Inside `spawning()`; bound it with a timeout."""
+    while True:
+        spawner = current_spawner()
+        if spawner is not None:
+            return spawner
+        lease = _leases.get(asyncio.get_running_loop())
+        if lease is None or lease.failed or (lease.spawner is not None and lease.spawner.gone):
+            return None
+        await asyncio.sleep(0.01)
