@@ -28,15 +28,7 @@ def executemany(
     The SQL is compiled once per (dialect, statement key, columns) for the process: compiling
     cost more than executing on every scheduler commit.
     """
-    columns = tuple(rows[0])
-    dialect = conn.dialect
-    cache_key = (dialect.name, dialect.driver, dialect.paramstyle, key, columns)
-    entry = _COMPILED_SQL.get(cache_key)
-    if entry is None:
-        compiled = build().compile(dialect=dialect, column_keys=list(columns))
-        order = tuple(compiled.positiontup or ()) if compiled.positional else None
-        entry = _COMPILED_SQL[cache_key] = (compiled.string, order)
-    sql, order = entry
+    sql, order = _compiled(conn, key, build, tuple(rows[0]))
     params: list[Any] = rows
     if order is not None:
         pick = itemgetter(*order)
@@ -44,15 +36,13 @@ def executemany(
     return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
-_COMPILED_SQL: dict[tuple[Hashable, ...], tuple[str, tuple[str, ...] | None]] = {}
+_Compiled = tuple[str, tuple[str, ...] | None]  # SQL text, parameter order when positional
+_COMPILED_SQL: dict[tuple[Hashable, ...], _Compiled] = {}
 
 
-def execute_one(
-    conn: Connection, key: Hashable, build: Callable[[], Any], params: dict[str, Any]
-) -> Any:
-    """One execution of a per-tick statement through the same compiled-SQL cache as
-    `executemany`: building and compiling Core statements cost more than running them."""
-    columns = tuple(params)
+def _compiled(
+    conn: Connection, key: Hashable, build: Callable[[], Any], columns: tuple[str, ...]
+) -> _Compiled:
     dialect = conn.dialect
     cache_key = (dialect.name, dialect.driver, dialect.paramstyle, key, columns)
     entry = _COMPILED_SQL.get(cache_key)
@@ -60,6 +50,14 @@ def execute_one(
         compiled = build().compile(dialect=dialect, column_keys=list(columns))
         order = tuple(compiled.positiontup or ()) if compiled.positional else None
         entry = _COMPILED_SQL[cache_key] = (compiled.string, order)
-    sql, order = entry
+    return entry
+
+
+def execute_one(
+    conn: Connection, key: Hashable, build: Callable[[], Any], params: dict[str, Any]
+) -> Any:
+    """One execution of a per-tick statement through the same compiled-SQL cache as
+    `executemany`: building and compiling Core statements cost more than running them."""
+    sql, order = _compiled(conn, key, build, tuple(params))
     bound: Any = tuple(params[name] for name in order) if order is not None else params
     return conn.exec_driver_sql(sql, bound)
