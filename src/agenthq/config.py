@@ -17,7 +17,9 @@ from typing import Any
 from agenthq.errors import ConfigError
 
 CONFIG_FILE = "agenthq.toml"
-_KNOWN = {"home", "db_url", "max_workers"}
+_KNOWN = {"home", "db_url", "max_workers", "spawner"}
+_ON = {"1", "true", "yes", "on"}
+_OFF = {"0", "false", "no", "off"}
 # Tables read by other layers (the gates, the agents); config only checks they are tables.
 _TABLES = (
     "agenthq",
@@ -40,6 +42,7 @@ class Settings:
     db_url: str
     max_workers: int | None
     tables: Mapping[str, Any] = field(default_factory=dict)  # the other tables of agenthq.toml
+    spawner: bool = True  # shell steps start from the spawner helper (executors/spawner.py)
 
     @property
     def config_file(self) -> Path:
@@ -77,7 +80,21 @@ def load_settings(
         db_url=str(db_url),
         max_workers=max_workers,
         tables={k: v for k, v in tables.items() if k != "agenthq"},
+        spawner=_spawner(env.get("AGENTHQ_SPAWNER"), file_values.get("spawner", True)),
     )
+
+
+def _spawner(from_env: str | None, from_file: object) -> bool:
+    if from_env is not None and from_env.strip():
+        text = from_env.strip().lower()
+        if text in _ON | _OFF:
+            return text in _ON
+        raise ConfigError(f"AGENTHQ_SPAWNER must be on or off, got {from_env!r}")
+    if not isinstance(from_file, bool):
+        raise ConfigError(
+            f"[agenthq] spawner in {CONFIG_FILE} must be true or false, got {from_file!r}"
+        )
+    return from_file
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

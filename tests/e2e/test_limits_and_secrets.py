@@ -221,3 +221,22 @@ def test_many_processes_share_one_store(cli: Cli) -> None:
         succeeded = {e["step_id"] for e in events if e["to"] == "succeeded" and e["step_id"]}
         assert len(succeeded) == 40
     assert "intact" in cli("audit", "verify", check=True).out
+
+
+def test_a_bad_spawner_setting_is_an_input_error(cli: Cli) -> None:
+    cli.write("plan.yaml", "name: p\n" + NO_GATES + "steps:\n  - id: a\n    run: /bin/true\n")
+    env = {**cli.env, "AGENTHQ_SPAWNER": "sometimes"}
+    done = subprocess.run(
+        cli.command("run", "plan.yaml"),
+        cwd=cli.project,
+        env=env,
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "AGENTHQ_SPAWNER must be on or off, got 'sometimes'" in done.stderr
+    assert "Traceback" not in done.stderr
+    env["AGENTHQ_SPAWNER"] = "off"  # and switched off, the plan runs as before
+    done = subprocess.run(cli.command("run", "plan.yaml"), cwd=cli.project, env=env, check=False)
+    assert done.returncode == 0

@@ -48,6 +48,21 @@ def test_a_runs_shell_steps_start_from_the_helper(tmp_path: Path) -> None:
     assert gone(int((tmp_path / "ppid.txt").read_text()))  # and it ended with the run
 
 
+def test_with_the_spawner_switched_off_the_engine_starts_its_steps(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENTHQ_")}
+    plan = (
+        agenthq.Plan("parents")
+        .step("first", run="sleep 0.3")
+        .step("second", run="sh parent.sh", needs=["first"])
+    )
+    (tmp_path / "parent.sh").write_text("echo $PPID > ppid.txt\n")
+    gates = GateConfig(policy=Policy(allow=("sh parent.sh",)))
+    with agenthq.open_store(f"sqlite:///{tmp_path / 'agenthq.db'}") as store:
+        runner = Runner(store, home=tmp_path, environ=environ, gates=gates, spawner=False)
+        assert runner.run(plan, workspace=tmp_path).state == "succeeded"
+    assert int((tmp_path / "ppid.txt").read_text()) == os.getpid()
+
+
 def test_the_helper_dying_mid_step_loses_only_that_attempts_exit_status(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -245,7 +245,13 @@ def runner_for(config: Settings) -> Runner:
 
     gates = common.gate_config(config)
     agents = common.agent_specs(config)
-    return Runner(common.store(config), home=config.home, gates=gates, agents=agents)
+    return Runner(
+        common.store(config),
+        home=config.home,
+        gates=gates,
+        agents=agents,
+        spawner=config.spawner,
+    )
 
 
 def _execute(

@@ -50,6 +50,7 @@ def worker(
         concurrency=concurrency,
         lease_s=lease_s,
         name=name,
+        spawner=config.spawner,
     )
 
     async def main() -> None:

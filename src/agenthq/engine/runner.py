@@ -94,8 +94,10 @@ class Runner:
         executors: Mapping[str, Executor] | None = None,
         gates: GateConfig | None = None,
         agents: Mapping[str, AgentSpec] | None = None,
+        spawner: bool = True,
     ) -> None:
         self.store = store
+        self.spawner = spawner  # shell steps may start from the spawner helper process
         self.agent_specs = dict(agents or {})  # agenthq.toml's [agents.NAME]
         self.gate_config = gates if gates is not None else GateConfig()
         self.home = Path(home)
@@ -216,7 +218,7 @@ class Runner:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.add_signal_handler(sig, scheduler.request_cancel)
             try:
-                async with spawning():
+                async with spawning(enabled=self.spawner):
                     await scheduler.execute()
             finally:
                 if health_task is not None:

@@ -51,9 +51,11 @@ class Worker:
         name: str | None = None,
         clock: Callable[[], float] = time.time,
         log: Callable[[str], None] | None = None,
+        spawner: bool = True,
     ) -> None:
         self.store = store
         self.home = home
+        self.spawner = spawner  # shell steps may start from the spawner helper process
         self.capabilities = list(capabilities)
         self.concurrency = concurrency
         self.lease_s = lease_s
@@ -69,7 +71,7 @@ class Worker:
     async def run(self, *, stop: asyncio.Event | None = None, max_items: int | None = None) -> None:
         """Claim and run until `stop` is set (or `max_items` were reported)."""
         install_fast_child_watcher()
-        async with spawning():
+        async with spawning(enabled=self.spawner):
             await self._serve(stop or asyncio.Event(), max_items)
 
     async def _serve(self, stop: asyncio.Event, max_items: int | None) -> None:

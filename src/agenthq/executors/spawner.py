@@ -256,10 +256,14 @@ _leases: dict[asyncio.AbstractEventLoop, _Lease] = {}
 
 
 @contextlib.asynccontextmanager
-async def spawning() -> AsyncIterator[None]:
-    """Let shell steps started inside this block use the helper; ended with the last user."""
+async def spawning(*, enabled: bool = True) -> AsyncIterator[None]:
+    """Let shell steps started inside this block use the helper; ended with the last user.
+    `enabled=False` (the `spawner` setting off) leaves the loop as it is."""
     loop = asyncio.get_running_loop()
     lease = _leases.get(loop)
+    if not enabled:
+        yield
+        return
     if lease is None:
         if not pidfds_work():
             yield

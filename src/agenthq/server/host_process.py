@@ -65,6 +65,7 @@ async def serve_runs(poll_interval: float, automation_every: float = 1.0) -> Non
         gates=gate_config_from_tables(settings.tables, str(settings.config_file)),
         agents=agents_from_table(settings.tables.get("agents", {}), str(settings.config_file)),
         scheduler_options=replace(SchedulerOptions(), on_tick=ticks.observe),
+        spawner=settings.spawner,
     )
     enabled = workers_enabled(settings.tables, settings.config_file)
     host = RunHost(runner, poll_interval=poll_interval, on_workers=enabled)
