@@ -173,6 +173,9 @@ def test_doctor_checks_the_helper_and_says_when_it_cannot_start(
 ) -> None:
     (working,) = check_spawner()
     assert working.level == "ok"
+    (off,) = check_spawner(enabled=False)
+    assert off.level == "ok"
+    assert off.message.startswith("switched off")
     monkeypatch.setattr(spawner_module, "HELPER", tmp_path / "missing_helper.py")
     started_at = time.monotonic()
     (broken,) = check_spawner(timeout=8)

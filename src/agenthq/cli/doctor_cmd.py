@@ -73,7 +73,7 @@ def doctor(
             if pruned:
                 repaired.append(f"pruned the logs of {pruned} finished run(s)")
     findings += checks.check_disk(config.home)
-    findings += checks.check_spawner()
+    findings += checks.check_spawner(config.spawner)
     findings += checks.check_model(
         config.home / "models", common.gate_config(config).model, time.time()
     )

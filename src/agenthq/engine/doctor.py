@@ -171,8 +171,11 @@ def check_store(store: Store, now: float) -> tuple[list[Finding], list[str]]:
     return findings, orphans
 
 
-def check_spawner(timeout: float = 10.0) -> list[Finding]:
+def check_spawner(enabled: bool = True, timeout: float = 10.0) -> list[Finding]:
     """Start the process spawner and have it run `true`, as a run's first shell steps would."""
+    if not enabled:
+        message = "switched off (the spawner setting): shell steps start in the engine's process"
+        return [Finding("spawner", "ok", message)]
     return [asyncio.run(_try_spawner(timeout))]
 
 
