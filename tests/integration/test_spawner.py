@@ -183,3 +183,43 @@ def test_doctor_checks_the_helper_and_says_when_it_cannot_start(
     assert "did not start" in broken.message
     assert "engine's own process" in broken.message
     assert time.monotonic() - started_at < 5  # it noticed the helper was gone; no waiting it out
+
+
+def test_big_and_undecodable_environments_reach_the_step_intact(tmp_path: Path) -> None:
+    # 300 KB is more than a pipe holds: the request is written in parts as the helper reads.
+    # (One variable may hold at most 128 KB: the kernel's limit, with or without the helper.)
+    env = {
+        **invocation(tmp_path, "true").env,
+        **{f"BIG{n}": "x" * 100_000 for n in range(3)},
+        "RAW": "caf\udce9",  # the byte 0xE9, not UTF-8: os.environ keeps it as a surrogate
+    }
+    command = "printenv BIG2 | wc -c; printenv RAW | od -An -tx1"
+
+    async def main() -> int:
+        install_fast_child_watcher()
+        async with spawning():
+            spawner = await ready_spawner()
+            outcomes = await asyncio.gather(
+                *(
+                    ShellExecutor().run(
+                        invocation(
+                            tmp_path,
+                            command,
+                            env=env,
+                            step_id=f"s{n}",
+                            stdout_path=tmp_path / f"s{n}.out",
+                            stderr_path=tmp_path / f"s{n}.err",
+                        ),
+                        lambda *_: None,
+                    )
+                    for n in range(4)
+                )
+            )
+            assert [o.error for o in outcomes] == [None] * 4
+            return spawner.started
+
+    assert asyncio.run(main()) == 4
+    for n in range(4):
+        count, raw = (tmp_path / f"s{n}.out").read_text().splitlines()
+        assert int(count) == 100_001
+        assert raw.split() == ["63", "61", "66", "e9", "0a"]
