@@ -825,3 +825,29 @@ def test_event_lines_are_exactly_the_api_json_of_each_event(store: SqlStore) -> 
         assert json.loads(line.json) == event_json(record)
         assert line.kind == record.kind
         assert line.run_id == record.run_id
+
+
+def test_a_driver_error_on_the_hot_path_is_a_store_error_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    # The per-tick statements run on the DBAPI cursor directly (store/compiled.py); a failure
+    # there must still roll the tick back and reach people as a StoreError, not a traceback.
+    path = tmp_path / "agenthq.db"
+    with open_store(f"sqlite:///{path}") as store:
+        run = make_run(store, ["a"])
+        raw = sqlite3.connect(path)
+        raw.execute(
+            "CREATE TRIGGER no_events BEFORE INSERT ON events BEGIN "
+            "SELECT RAISE(ABORT, 'events are frozen'); END"
+        )
+        raw.commit()
+        batch = Batch(at=5.0)
+        batch.steps.append(StepChange(run.id, "a", S.PENDING, S.READY))
+        with pytest.raises(StoreError, match="events are frozen"):
+            store.apply(batch)
+        assert store.get_steps(run.id)[0].state is S.PENDING  # the step update rolled back
+        raw.execute("DROP TRIGGER no_events")
+        raw.commit()
+        raw.close()
+        store.apply(batch)  # and the store works on
+        assert store.get_steps(run.id)[0].state is S.READY

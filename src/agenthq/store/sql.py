@@ -90,7 +90,7 @@ from agenthq.store.api import (
     WorktreeRecord,
 )
 from agenthq.store.chain import canonical_json, link_hash, stored_time, time_json
-from agenthq.store.compiled import execute_one, executemany
+from agenthq.store.compiled import execute_one, executemany, fetch_one
 from agenthq.store.tables import CHAIN_HEAD_ID, attempts, chain_head, events, runs, steps, telemetry
 
 WRITE_OPTION = "agenthq_write"  # execution option: this transaction writes (see sqlite.py)
@@ -848,7 +848,7 @@ class SqlStore:
         writers queue here, so seq numbers and hashes never fork."""
         if not drafts:
             return
-        head = execute_one(
+        head = fetch_one(
             conn,
             ("select", "chain_head"),
             lambda: (
@@ -857,7 +857,7 @@ class SqlStore:
                 .with_for_update()
             ),
             {"k_id": CHAIN_HEAD_ID},
-        ).fetchone()
+        )
         if head is None:
             raise StoreError(
                 f"the database at {self._shown} has no event chain head; it was not created by agenthq"
@@ -1377,12 +1377,12 @@ def _update_step_counts(conn: Connection, writes: Sequence[_StepWrite]) -> None:
         delta[write.from_state] = delta.get(write.from_state, 0) - 1
         delta[write.to_state] = delta.get(write.to_state, 0) + 1
     for run_id, delta in deltas.items():
-        row = execute_one(
+        row = fetch_one(
             conn,
             ("select", "runs.step_counts"),
             lambda: select(runs.c.step_counts).where(runs.c.id == bindparam("k_id")),
             {"k_id": run_id},
-        ).fetchone()
+        )
         counts: dict[str, int] = json.loads(row[0]) if row and row[0] else {}
         for state, change in delta.items():
             counts[state] = counts.get(state, 0) + change
