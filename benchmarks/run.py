@@ -1,9 +1,9 @@
 """`make bench`: wall time and per-step overhead of W1–W4, whole process, durable on SQLite.
 
 Each workload runs as a user would run it — `agenthq run plan.yaml` in a fresh process with a
-fresh store — `--repeat` times; the table shows medians of the whole process and of the run
-itself. Floors from plain asyncio with no persistence (benchmarks/baseline.py) are measured in
-the same invocation for comparison.
+fresh store — `--repeat` times, in rounds (every workload and floor once per round); the table
+shows medians of the whole process and of the run itself. Floors from plain asyncio with no
+persistence (benchmarks/baseline.py) are measured in the same rounds for comparison.
 """
 
 from __future__ import annotations
@@ -82,25 +82,39 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", help="run only workloads whose name contains this")
     args = parser.parse_args()
-    rows = []
+    chosen = {
+        name: (factory, steps)
+        for name, (factory, steps) in WORKLOADS.items()
+        if not args.only or args.only.lower() in name.lower()
+    }
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in chosen}
+    needed = {FLOORS[name] for name in chosen if name in FLOORS}
+    floor_samples: dict[str, list[tuple[float, float]]] = {which: [] for which in needed}
     with tempfile.TemporaryDirectory(prefix="agenthq-plans-") as plans:
-        for name, (factory, steps) in WORKLOADS.items():
-            if args.only and args.only.lower() not in name.lower():
-                continue
-            path = write_plan(Path(plans), factory())
-            samples = [
-                run_once(path, WORKERS.get(name, DEFAULT_WORKERS)) for _ in range(args.repeat)
-            ]
-            walls = [wall for wall, _ in samples]
-            phases = [phase for _, phase in samples]
-            rows.append((name, steps, statistics.median(walls), statistics.median(phases)))
-    floors = {}
-    for which in FLOORS.values():
-        samples = [floor(which) for _ in range(args.repeat)]
-        floors[which] = (
-            statistics.median(wall for wall, _ in samples),
-            statistics.median(loop for _, loop in samples),
+        paths = {name: write_plan(Path(plans), factory()) for name, (factory, _) in chosen.items()}
+        # Round by round, every workload and floor once: the VM's speed drifts within minutes,
+        # and a pair compared (gates on and off, a run and its floor) must see the same drift.
+        for _ in range(args.repeat):
+            for name, path in paths.items():
+                samples[name].append(run_once(path, WORKERS.get(name, DEFAULT_WORKERS)))
+            for which, values in floor_samples.items():
+                values.append(floor(which))
+    rows = [
+        (
+            name,
+            steps,
+            statistics.median(wall for wall, _ in samples[name]),
+            statistics.median(phase for _, phase in samples[name]),
         )
+        for name, (_, steps) in chosen.items()
+    ]
+    floors = {
+        which: (
+            statistics.median(wall for wall, _ in values),
+            statistics.median(loop for _, loop in values),
+        )
+        for which, values in floor_samples.items()
+    }
     print(f"\nagenthq benchmark, SQLite durable, median of {args.repeat} fresh processes\n")
     print(
         f"{'workload':<16} {'steps':>5} {'wall s':>7} {'run s':>6} {'ms/step':>8} "
