@@ -44,7 +44,9 @@ def _open_log(path: str) -> int:
         return os.open(path, _LOG_FLAGS, 0o644)
 
 
-class Spawner:
+class Helper:
+    """The helper's whole state: its steps' processes by pidfd, and the answers not yet sent."""
+
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
         self.stdin = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
@@ -149,7 +151,7 @@ class Spawner:
 
 def main() -> None:
     try:
-        Spawner().serve()
+        Helper().serve()
     except BrokenPipeError:  # the engine is gone: nobody to answer
         pass
     except Exception as exc:  # say why before going; the engine then spawns by itself
