@@ -146,10 +146,9 @@ class ShellExecutor:
             return Outcome(FailureClass.INFRASTRUCTURE, error="shell step without a command")
         spawner = current_spawner() if invocation.mask is no_mask else None
         if spawner is not None:
-            try:
-                return await self._run_spawned(spawner, invocation, command, on_started)
-            except SpawnerGoneError:
-                pass  # it stopped before it started this step: start it here instead
+            outcome = await self._run_spawned(spawner, invocation, command, on_started)
+            if outcome is not None:
+                return outcome  # None: the helper stopped before it started this step
         try:
             logs = _Logs.open(invocation)
         except OSError as exc:
@@ -199,23 +198,26 @@ class ShellExecutor:
 
     async def _run_spawned(
         self, spawner: Spawner, inv: Invocation, command: str, on_started: StartedCallback
-    ) -> Outcome:
-        """`_run` with the helper process doing the spawning (see executors/spawner.py)."""
+    ) -> Outcome | None:
+        """`_run` with the helper process doing the spawning (see executors/spawner.py);
+        None when the helper stopped before it started the step, which then starts here."""
         env = _step_env(inv)
         shell = [self.shell, "-c", command]
         argv = _direct_argv(command, env)
         if argv is not None:  # the helper falls back to `shell` as `_spawn` does
             env["PWD"] = str(inv.cwd)
-        request = spawner.spawn(
-            argv or shell,
-            shell=shell if argv else None,
-            cwd=inv.cwd,
-            env=env,
-            stdout=inv.stdout_path,
-            stderr=inv.stderr_path,
-        )
         try:
+            request = spawner.spawn(
+                argv or shell,
+                shell=shell if argv else None,
+                cwd=inv.cwd,
+                env=env,
+                stdout=inv.stdout_path,
+                stderr=inv.stderr_path,
+            )
             spawned = await asyncio.shield(request.started)
+        except SpawnerGoneError:
+            return None
         except SpawnError as exc:
             failed = _LOGS_FAILED if exc.stage == "logs" else _SPAWN_FAILED
             return _infrastructure(inv, f"{failed}: {exc.message}")
@@ -231,8 +233,6 @@ class ShellExecutor:
             on_started(spawned.pid, spawned.pid)
             async with asyncio.timeout(inv.timeout):
                 returncode = await asyncio.shield(request.exited)
-                if returncode is None:  # the helper stopped: watch the process ourselves
-                    await _process_gone(spawned.pid)
         except TimeoutError:
             await stop_group(spawned.pid, inv.kill_grace)
             return _timed_out(inv)
@@ -253,22 +253,6 @@ def _step_env(inv: Invocation) -> dict[str, str]:
     env["AGENTHQ_STEP_ID"] = inv.step_id
     env["AGENTHQ_ATTEMPT"] = str(inv.attempt)
     return env
-
-
-async def _process_gone(pid: int) -> None:
-    """Wait for a process that is not our child to end (a pidfd reads as ready then)."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return
-    loop = asyncio.get_running_loop()
-    gone: asyncio.Future[None] = loop.create_future()
-    loop.add_reader(pidfd, _settle, gone)
-    try:
-        await gone
-    finally:
-        loop.remove_reader(pidfd)
-        os.close(pidfd)
 
 
 async def _exec(
@@ -328,11 +312,6 @@ async def _stop(process: asyncio.subprocess.Process, grace: float) -> None:
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(_REAP_SECONDS):
             await process.wait()
-
-
-def _settle(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def _timed_out(inv: Invocation) -> Outcome:

@@ -62,7 +62,8 @@ class Spawned:
 @dataclass
 class Request:
     """One step sent to the helper. `exited` is its exit status (negative: the signal that
-    killed it), or None when the helper stopped before it could say."""
+    killed it) once it ended, or None once it ended after the helper stopped — its status went
+    with the helper. Either way it resolves only when the process is gone."""
 
     started: asyncio.Future[Spawned]
     exited: asyncio.Future[int | None]
@@ -226,10 +227,29 @@ class Spawner:
         self.loop.remove_reader(self._from_helper)
         self._close_pipe_to_helper()
         for request in self._requests.values():
-            _fail(request.started, SpawnerGoneError())
-            _settle(request.exited, None)
+            if request.started.done():  # running: its end is still worth waiting for
+                self._settle_when_gone(request.started.result().pid, request.exited)
+            else:
+                _fail(request.started, SpawnerGoneError())
+                _settle(request.exited, None)
         self._requests.clear()
         _settle(self._ended, None)
+
+    def _settle_when_gone(self, pid: int, exited: asyncio.Future[int | None]) -> None:
+        """Resolve `exited` with None once the process ends (a pidfd of our own reads as
+        ready then; the process is not our child): its status went with the helper."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            _settle(exited, None)
+            return
+
+        def ended() -> None:
+            self.loop.remove_reader(pidfd)
+            os.close(pidfd)
+            _settle(exited, None)
+
+        self.loop.add_reader(pidfd, ended)
 
 
 def _settle(future: asyncio.Future[Any], value: Any) -> None:
