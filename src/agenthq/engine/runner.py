@@ -205,31 +205,9 @@ class Runner:
         self._claim(run)
         try:
             graph = self._graph(run)
-            self._recover(run, graph)
-            registry = self.registry(graph.spec)
-            used = agents_used(graph, registry)
-            monitor = HealthMonitor(self.store, used, self.environ)
-            if monitor:  # the first answers before anything is placed on these agents
-                await monitor.check_due()
-            scheduler = self._scheduler(run, graph, options, observer, registry=registry, used=used)
-            health_task = asyncio.create_task(monitor.run()) if monitor else None
-            loop = asyncio.get_running_loop()
-            if handle_signals:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.add_signal_handler(sig, scheduler.request_cancel)
-            try:
-                async with spawning(enabled=self.spawner):
-                    await scheduler.execute()
-            finally:
-                if health_task is not None:
-                    health_task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await health_task
-                if scheduler.dispatcher.workspaces is not None:
-                    await asyncio.to_thread(scheduler.dispatcher.workspaces.finish_run)
-                if handle_signals:
-                    for sig in (signal.SIGINT, signal.SIGTERM):
-                        loop.remove_signal_handler(sig)
+            # The helper boots on the other core while the run is set up (see spawning()).
+            async with spawning(enabled=self.spawner, prestart=_has_shell_steps(graph)):
+                scheduler = await self._drive(run, graph, options, observer, handle_signals)
         finally:
             self.store.release_run(run_id, self.owner)
         final = self.store.get_run(run_id)
@@ -238,6 +216,41 @@ class Runner:
         if final.state.finished:
             await self._after_finish(final, graph.spec, options, observer)
         return final
+
+    async def _drive(
+        self,
+        run: RunRecord,
+        graph: PlanGraph,
+        options: RunOptions,
+        observer: Observer | None,
+        handle_signals: bool,
+    ) -> Scheduler:
+        """Recover, set up and run the scheduler to its end; the scheduler, for its progress."""
+        self._recover(run, graph)
+        registry = self.registry(graph.spec)
+        used = agents_used(graph, registry)
+        monitor = HealthMonitor(self.store, used, self.environ)
+        if monitor:  # the first answers before anything is placed on these agents
+            await monitor.check_due()
+        scheduler = self._scheduler(run, graph, options, observer, registry=registry, used=used)
+        health_task = asyncio.create_task(monitor.run()) if monitor else None
+        loop = asyncio.get_running_loop()
+        if handle_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, scheduler.request_cancel)
+        try:
+            await scheduler.execute()
+        finally:
+            if health_task is not None:
+                health_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await health_task
+            if scheduler.dispatcher.workspaces is not None:
+                await asyncio.to_thread(scheduler.dispatcher.workspaces.finish_run)
+            if handle_signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+        return scheduler
 
     async def _after_finish(
         self, run: RunRecord, spec: PlanSpec, options: RunOptions, observer: Observer | None
@@ -752,6 +765,10 @@ def _last_session(store: Store, run_id: str, step_id: str) -> str | None:
         if attempt.session_id:
             return attempt.session_id
     return None
+
+
+def _has_shell_steps(graph: PlanGraph) -> bool:
+    return any(n.spec.run is not None for n in graph.nodes.values())
 
 
 def _has_agents(graph: PlanGraph) -> bool:
