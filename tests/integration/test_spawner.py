@@ -48,6 +48,30 @@ def test_a_runs_shell_steps_start_from_the_helper(tmp_path: Path) -> None:
     assert gone(int((tmp_path / "ppid.txt").read_text()))  # and it ended with the run
 
 
+async def helper_started() -> dict[str, bool]:
+    """A step (Python, run in the engine's loop) that says whether the loop's helper exists."""
+    lease = spawner_module._leases.get(asyncio.get_running_loop())
+    return {"started": lease is not None and lease.spawner is not None}
+
+
+@pytest.mark.parametrize("with_shell_steps", [True, False])
+def test_a_run_starts_the_helper_before_its_first_step_only_if_it_has_shell_steps(
+    tmp_path: Path, with_shell_steps: bool
+) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENTHQ_")}
+    plan = agenthq.Plan("early").step("probe", uses="tests.integration.test_spawner:helper_started")
+    if with_shell_steps:
+        plan = plan.step("later", run="true", needs=["probe"])
+    with agenthq.open_store(f"sqlite:///{tmp_path / 'agenthq.db'}") as store:
+        runner = Runner(store, home=tmp_path, environ=environ)
+        run = runner.run(plan, workspace=tmp_path)
+        assert run.state == "succeeded"
+        (probe,) = (s for s in store.get_steps(run.id) if s.step_id == "probe")
+    # Before any shell step was dispatched, the helper was already on its way up (or, for a
+    # plan with nothing to spawn, never started).
+    assert probe.outputs == {"started": with_shell_steps}
+
+
 def test_with_the_spawner_switched_off_the_engine_starts_its_steps(tmp_path: Path) -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENTHQ_")}
     plan = (
