@@ -29,6 +29,7 @@ test: lint
 bench: install
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/spawner_bench.py
+	$(BIN)/python benchmarks/durable_floor.py
 	$(BIN)/python benchmarks/serve_bench.py
 	$(BIN)/python benchmarks/long_running.py
 	$(BIN)/python benchmarks/workers_bench.py
