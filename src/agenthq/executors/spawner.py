@@ -2,9 +2,9 @@
 
 A shell step costs the engine process two log files, a fork and a reap — on two cores that
 was as much CPU as all its other work for the step, and `/bin/true` steps ran at half the speed
-of a bare loop. Inside `spawning()` (the runner wraps every run in it) the first shell step
-starts a helper (`spawn_helper.py`, standard library only) that does those three things on the
-other core; the engine sends it one line per step and learns the pid and, later, the exit
+of a bare loop. Inside `spawning()` (the runner wraps every run in it, starting the helper at
+once when the plan has shell steps; otherwise the first shell step starts it) a helper
+(`spawn_helper.py`, standard library only) does those three things on the other core; the engine sends it one line per step and learns the pid and, later, the exit
 status. Stopping a step is unchanged: the engine signals its process group itself.
 
 The helper is an optimisation, never a requirement. A step spawns in the engine itself, with
@@ -268,7 +268,7 @@ def _fail(future: asyncio.Future[Any], error: Exception) -> None:
 @dataclass
 class _Lease:
     users: int = 0
-    spawner: Spawner | None = None  # started at the first shell step, not before
+    spawner: Spawner | None = None  # started by `prestart` or at the first shell step
     failed: bool = False  # it could not start: do not try again for this loop
 
 
