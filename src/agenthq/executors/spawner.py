@@ -4,8 +4,9 @@ A shell step costs the engine process two log files, a fork and a reap — on tw
 was as much CPU as all its other work for the step, and `/bin/true` steps ran at half the speed
 of a bare loop. Inside `spawning()` (the runner wraps every run in it, starting the helper at
 once when the plan has shell steps; otherwise the first shell step starts it) a helper
-(`spawn_helper.py`, standard library only) does those three things on the other core; the engine sends it one line per step and learns the pid and, later, the exit
-status. Stopping a step is unchanged: the engine signals its process group itself.
+(`spawn_helper.py`, standard library only) does those three things on the other core; the
+engine sends it one line per step and learns the pid and, later, the exit status. Stopping a
+step is unchanged: the engine signals its process group itself.
 
 The helper is an optimisation, never a requirement. A step spawns in the engine itself, with
 the same results, when:
@@ -280,8 +281,8 @@ async def spawning(*, enabled: bool = True, prestart: bool = False) -> AsyncIter
     """Let shell steps started inside this block use the helper; ended with the last user.
     `enabled=False` (the `spawner` setting off) leaves the loop as it is. `prestart` starts the
     helper now rather than at the first shell step: a run that has shell steps enters this
-    block before its setup, so the helper boots on the other core meanwhile and the first steps
-    need not fork from the engine (which costs the engine 1.5-3 ms of CPU a step)."""
+    block before its setup, so the helper boots on the other core meanwhile and fewer of the
+    first steps start from the engine itself (each such step held up W4 by 1.5-3 ms)."""
     loop = asyncio.get_running_loop()
     lease = _leases.get(loop)
     if not enabled:
