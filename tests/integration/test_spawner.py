@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 import agenthq
+from agenthq.agents.registry import agents_from_table
 from agenthq.engine.doctor import check_spawner
 from agenthq.engine.gating import GateConfig
-from agenthq.engine.runner import Runner
+from agenthq.engine.runner import Runner, RunOptions
 from agenthq.executors import spawner as spawner_module
 from agenthq.executors.base import Outcome
 from agenthq.executors.procs import group_alive
@@ -54,22 +55,34 @@ async def helper_started() -> dict[str, bool]:
     return {"started": lease is not None and lease.spawner is not None}
 
 
-@pytest.mark.parametrize("with_shell_steps", [True, False])
-def test_a_run_starts_the_helper_before_its_first_step_only_if_it_has_shell_steps(
-    tmp_path: Path, with_shell_steps: bool
+@pytest.mark.parametrize(
+    ("later", "starts_helper"),
+    [
+        ({"run": "true"}, True),
+        ({"agent": "claude", "prompt": "tidy up"}, True),  # a coding agent's CLI is a process
+        ({"uses": "agenthq.builtin:noop"}, False),
+    ],
+    ids=["shell", "prompt", "python"],
+)
+def test_a_run_starts_the_helper_before_its_first_step_if_a_step_may_spawn(
+    tmp_path: Path, later: dict[str, str], starts_helper: bool
 ) -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENTHQ_")}
-    plan = agenthq.Plan("early").step("probe", uses="tests.integration.test_spawner:helper_started")
-    if with_shell_steps:
-        plan = plan.step("later", run="true", needs=["probe"])
+    environ = {"PATH": "/usr/bin:/bin"}  # no `claude` here: that step fails, which is fine
+    plan = (
+        agenthq.Plan("early")
+        .step("probe", uses="tests.integration.test_spawner:helper_started")
+        .step("later", needs=["probe"], **later)  # type: ignore[arg-type]
+    )
     with agenthq.open_store(f"sqlite:///{tmp_path / 'agenthq.db'}") as store:
-        runner = Runner(store, home=tmp_path, environ=environ)
-        run = runner.run(plan, workspace=tmp_path)
-        assert run.state == "succeeded"
+        agents = agents_from_table({"claude": {"kind": "cli", "tool": "claude"}}, "agenthq.toml")
+        gates = GateConfig(policy=Policy(allow=("claude *",)))  # no person to ask here
+        runner = Runner(store, home=tmp_path, environ=environ, agents=agents, gates=gates)
+        run = runner.run(plan, workspace=tmp_path, options=RunOptions(no_wait=True))
         (probe,) = (s for s in store.get_steps(run.id) if s.step_id == "probe")
-    # Before any shell step was dispatched, the helper was already on its way up (or, for a
+    # Before any other step was dispatched, the helper was already on its way up (or, for a
     # plan with nothing to spawn, never started).
-    assert probe.outputs == {"started": with_shell_steps}
+    assert probe.state == "succeeded"
+    assert probe.outputs == {"started": starts_helper}
 
 
 def test_with_the_spawner_switched_off_the_engine_starts_its_steps(tmp_path: Path) -> None:

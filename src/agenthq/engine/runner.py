@@ -206,7 +206,7 @@ class Runner:
         try:
             graph = self._graph(run)
             # The helper boots on the other core while the run is set up (see spawning()).
-            async with spawning(enabled=self.spawner, prestart=_has_shell_steps(graph)):
+            async with spawning(enabled=self.spawner, prestart=_starts_processes(graph)):
                 scheduler = await self._drive(run, graph, options, observer, handle_signals)
         finally:
             self.store.release_run(run_id, self.owner)
@@ -767,8 +767,10 @@ def _last_session(store: Store, run_id: str, step_id: str) -> str | None:
     return None
 
 
-def _has_shell_steps(graph: PlanGraph) -> bool:
-    return any(n.spec.run is not None for n in graph.nodes.values())
+def _starts_processes(graph: PlanGraph) -> bool:
+    """Whether a step may start a process through the spawner: shell steps, and prompts
+    (coding-agent CLIs run through the shell executor)."""
+    return any(n.spec.run is not None or n.spec.prompt is not None for n in graph.nodes.values())
 
 
 def _has_agents(graph: PlanGraph) -> bool:
