@@ -3,10 +3,10 @@
 A shell step costs the engine process two log files, a fork and a reap — on two cores that
 was as much CPU as all its other work for the step, and `/bin/true` steps ran at half the speed
 of a bare loop. Inside `spawning()` (the runner wraps every run in it, starting the helper at
-once when the plan has shell or coding-agent steps; otherwise the first such step starts it) a helper
-(`spawn_helper.py`, standard library only) does those three things on the other core; the
-engine sends it one line per step and learns the pid and, later, the exit status. Stopping a
-step is unchanged: the engine signals its process group itself.
+once when the plan has shell or coding-agent steps; otherwise the first such step starts it)
+a helper (`spawn_helper.py`, standard library only) does those three things on the other
+core; the engine sends it one line per step and learns the pid and, later, the exit status.
+Stopping a step is unchanged: the engine signals its process group itself.
 
 The helper is an optimisation, never a requirement. A step spawns in the engine itself, with
 the same results, when:
