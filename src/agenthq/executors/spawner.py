@@ -88,8 +88,9 @@ class Spawner:
         self._from_helper = self.process.stdout.fileno()
         os.set_blocking(self._to_helper, False)
         os.set_blocking(self._from_helper, False)
-        self.ready = False
         self.gone = False
+        # True once it takes requests, False if it stopped before it could.
+        self._up: asyncio.Future[bool] = loop.create_future()
         self.started = 0  # processes it started
         self._closing = False
         self._ids = itertools.count(1)
@@ -98,6 +99,15 @@ class Spawner:
         self._unread = b""
         self._ended: asyncio.Future[None] = loop.create_future()
         loop.add_reader(self._from_helper, self._on_readable)
+
+    @property
+    def ready(self) -> bool:
+        """It takes requests now."""
+        return self._up.done() and self._up.result() and not self.gone
+
+    async def came_up(self) -> bool:
+        """Wait until it takes requests (True) or stopped before it could (False)."""
+        return await asyncio.shield(self._up)
 
     def spawn(
         self,
@@ -110,7 +120,7 @@ class Spawner:
         stderr: Path,
     ) -> Request:
         """Send one step; `shell` is tried when the direct `argv` cannot be executed."""
-        if self.gone or not self.ready:
+        if not self.ready:
             raise SpawnerGoneError
         ident = next(self._ids)
         message = {
@@ -189,7 +199,7 @@ class Spawner:
 
     def _on_message(self, message: dict[str, Any]) -> None:
         if "ready" in message:
-            self.ready = True
+            _settle(self._up, True)
             return
         if "fatal" in message:
             _log.warning(
@@ -224,7 +234,7 @@ class Spawner:
         if not self._closing:
             _log.warning("the process spawner stopped unexpectedly; steps start in-process")
         self.gone = True
-        self.ready = False
+        _settle(self._up, False)
         self.loop.remove_reader(self._from_helper)
         self._close_pipe_to_helper()
         for request in self._requests.values():
@@ -283,11 +293,11 @@ async def spawning(*, enabled: bool = True, prestart: bool = False) -> AsyncIter
     helper now rather than at the first shell step: a run that has shell steps enters this
     block before its setup, so the helper boots on the other core meanwhile and fewer of the
     first steps start from the engine itself (each such step held up W4 by 1.5-3 ms)."""
-    loop = asyncio.get_running_loop()
-    lease = _leases.get(loop)
     if not enabled:
         yield
         return
+    loop = asyncio.get_running_loop()
+    lease = _leases.get(loop)
     if lease is None:
         if not pidfds_work():
             yield
@@ -315,7 +325,7 @@ def current_spawner() -> Spawner | None:
     if spawner is None:
         _start_helper(lease, asyncio.get_running_loop())
         return None  # it needs a moment to start; this step goes the usual way
-    return spawner if spawner.ready and not spawner.gone else None
+    return spawner if spawner.ready else None
 
 
 def _start_helper(lease: _Lease, loop: asyncio.AbstractEventLoop) -> None:
@@ -331,11 +341,9 @@ def _start_helper(lease: _Lease, loop: asyncio.AbstractEventLoop) -> None:
 async def ready_spawner() -> Spawner | None:
     """The running loop's helper once it takes requests (starting it if need be), or None when
     it could not start or has stopped. Inside `spawning()`; bound it with a timeout."""
-    while True:
-        spawner = current_spawner()
-        if spawner is not None:
-            return spawner
-        lease = _leases.get(asyncio.get_running_loop())
-        if lease is None or lease.failed or (lease.spawner is not None and lease.spawner.gone):
-            return None
-        await asyncio.sleep(0.01)
+    current_spawner()  # starts it when none runs yet
+    lease = _leases.get(asyncio.get_running_loop())
+    spawner = lease.spawner if lease is not None else None
+    if spawner is None or not await spawner.came_up():
+        return None
+    return spawner if spawner.ready else None
