@@ -39,7 +39,7 @@ def invocation(tmp_path: Path, target: Callable[..., Any], **overrides: Any) -> 
 
 
 def run(inv: Invocation) -> Outcome:
-    return asyncio.run(PythonExecutor().run(inv, lambda pid, pgid: None))
+    return asyncio.run(PythonExecutor().run(inv, lambda pid, pgid, start: None))
 
 
 # ---- callables used by the tests -------------------------------------------------------------
@@ -247,7 +247,7 @@ def test_cancellation_is_reraised(tmp_path: Path) -> None:
     async def main() -> None:
         task = asyncio.create_task(
             PythonExecutor().run(
-                invocation(tmp_path, slow_async, arguments={"seconds": 10}), lambda p, g: None
+                invocation(tmp_path, slow_async, arguments={"seconds": 10}), lambda p, g, s: None
             )
         )
         await asyncio.sleep(0.05)
@@ -264,7 +264,7 @@ def test_many_instant_steps_are_cheap(tmp_path: Path) -> None:
         inv = invocation(tmp_path, builtin.noop)
         started = time.perf_counter()
         for _ in range(5000):
-            await executor.run(inv, lambda p, g: None)
+            await executor.run(inv, lambda p, g, s: None)
         return time.perf_counter() - started
 
     assert asyncio.run(main()) < 1.0  # ~10 µs each; a thread or a file per call would show

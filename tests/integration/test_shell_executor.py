@@ -63,10 +63,10 @@ async def ready_spawner() -> Spawner:
 
 
 async def run_via(
-    via: str, inv: Invocation, on_started: Callable[[int, int], None] | None = None
+    via: str, inv: Invocation, on_started: Callable[[int, int, int | None], None] | None = None
 ) -> Outcome:
     install_fast_child_watcher()
-    callback = on_started or (lambda pid, pgid: None)
+    callback = on_started or (lambda pid, pgid, start: None)
     if via == "engine":
         return await ShellExecutor().run(inv, callback)
     async with spawning():
@@ -78,7 +78,9 @@ async def run_via(
 
 
 def run(
-    inv: Invocation, on_started: Callable[[int, int], None] | None = None, via: str = "engine"
+    inv: Invocation,
+    on_started: Callable[[int, int, int | None], None] | None = None,
+    via: str = "engine",
 ) -> Outcome:
     return asyncio.run(run_via(via, inv, on_started))
 
@@ -161,7 +163,7 @@ def test_missing_cwd_is_an_infrastructure_failure(via: str, tmp_path: Path) -> N
     started: list[int] = []
     outcome = run(
         invocation(tmp_path, "true", cwd=tmp_path / "nowhere"),
-        lambda pid, _: started.append(pid),
+        lambda pid, _, __: started.append(pid),
         via=via,
     )
     assert outcome.failure_class == FailureClass.INFRASTRUCTURE
@@ -186,6 +188,23 @@ def test_plain_commands_run_directly_with_the_right_pwd(via: str, tmp_path: Path
     outcome = run(invocation(tmp_path, "printenv PWD", cwd=work), via=via)
     assert outcome.succeeded
     assert (tmp_path / "logs" / "step.1.out").read_text() == f"{work}\n"
+
+
+@pytest.mark.parametrize("via", VIA)
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [("BASH_FUNC_printenv%%", "from the function"), ("NOT_BASH_FUNC_printenv%%", None)],
+)
+def test_an_exported_bash_function_still_shadows_a_plain_command(
+    via: str, key: str, expected: str | None, tmp_path: Path
+) -> None:
+    """A plain command is exec'd without bash only when bash would do the same: not when the
+    environment exports a function of that name (only a key that starts with BASH_FUNC_ is one)."""
+    env = {**step_environment(os.environ, {}), key: "() {  echo from the function\n}"}
+    outcome = run(invocation(tmp_path, "printenv PWD", env=env), via=via)
+    assert outcome.succeeded
+    printed = (tmp_path / "logs" / "step.1.out").read_text().strip()
+    assert printed == (expected or str(tmp_path))
 
 
 @pytest.mark.parametrize("via", VIA)
@@ -214,16 +233,20 @@ def test_step_environment_hides_agenthq_settings(via: str, tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("via", VIA)
-def test_on_started_gets_the_pid_that_leads_its_own_group(via: str, tmp_path: Path) -> None:
-    seen: list[tuple[int, int, int]] = []
+def test_on_started_gets_the_pid_that_leads_its_own_group_and_its_start_time(
+    via: str, tmp_path: Path
+) -> None:
+    seen: list[tuple[int, int, int, int | None, int | None]] = []
 
-    def started(pid: int, pgid: int) -> None:
-        seen.append((pid, pgid, os.getpgid(pid)))
+    def started(pid: int, pgid: int, start_ticks: int | None) -> None:
+        seen.append((pid, pgid, os.getpgid(pid), start_ticks, process_start_ticks(pid)))
 
     outcome = run(invocation(tmp_path, "echo $$; sleep 0.2"), started, via=via)
     assert outcome.succeeded
-    [(pid, pgid, actual)] = seen
+    [(pid, pgid, actual, start_ticks, actual_start)] = seen
     assert pid == pgid == actual != os.getpgid(0)
+    assert start_ticks is not None
+    assert start_ticks == actual_start
     assert (tmp_path / "logs" / "step.1.out").read_text() == f"{pid}\n"
 
 
@@ -262,7 +285,7 @@ def test_cancellation_kills_the_group_and_is_reraised(
             run_via(
                 via,
                 invocation(tmp_path, STUBBORN, kill_grace=0.3, mask=build_masker(secrets)),
-                lambda _, pgid: pgids.append(pgid),
+                lambda _, pgid, __: pgids.append(pgid),
             )
         )
         while not (tmp_path / "child.pid").exists():
@@ -369,7 +392,7 @@ def test_masked_output_is_written_as_it_is_produced(tmp_path: Path) -> None:
         inv = invocation(
             tmp_path, f"echo first {SECRET}; sleep 2; echo second", mask=build_masker([SECRET])
         )
-        task = asyncio.create_task(ShellExecutor().run(inv, lambda pid, pgid: None))
+        task = asyncio.create_task(ShellExecutor().run(inv, lambda pid, pgid, start: None))
         deadline = time.monotonic() + 1.5
         while time.monotonic() < deadline and not seen_while_running:
             await asyncio.sleep(0.05)
@@ -429,7 +452,7 @@ def test_the_watcher_works_from_loops_in_several_threads(tmp_path: Path) -> None
                     stdout_path=tmp_path / f"t{index}.{n}.out",
                     stderr_path=tmp_path / f"t{index}.{n}.err",
                 )
-                outcome = await ShellExecutor().run(inv, lambda pid, pgid: None)
+                outcome = await ShellExecutor().run(inv, lambda pid, pgid, start: None)
                 results.append(outcome.succeeded)
 
         asyncio.run(main())

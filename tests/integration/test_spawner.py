@@ -6,10 +6,12 @@ timeouts, masking — is tested through both ways of spawning in test_shell_exec
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,6 +87,27 @@ def test_a_run_starts_the_helper_before_its_first_step_if_a_step_may_spawn(
     assert probe.outputs == {"started": starts_helper}
 
 
+def test_every_step_the_helper_starts_is_recorded_with_its_start_time(tmp_path: Path) -> None:
+    """The pair (pid, start time) is how recovery tells a step's process from a stranger that
+    got its pid. The helper reads the start time before it can reap the process; read by the
+    engine afterwards, most of these steps had already ended and it recorded none."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENTHQ_")}
+    plan = agenthq.Plan("quick").step("first", run="sleep 0.3")  # the helper starts meanwhile
+    for i in range(16):
+        plan = plan.step(f"t{i}", run="true", needs=["first"])
+    with agenthq.open_store(f"sqlite:///{tmp_path / 'agenthq.db'}") as store:
+        runner = Runner(store, home=tmp_path, environ=environ)
+        run = runner.run(plan, workspace=tmp_path)
+        attempts = [a for a in store.get_attempts(run.id) if a.step_id != "first"]
+    assert run.state == "succeeded"
+    assert len(attempts) == 16
+    assert all(a.pid and a.proc_start for a in attempts), [
+        (a.step_id, a.pid, a.proc_start) for a in attempts
+    ]
+    booted_ticks = time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK")
+    assert all(0 < (a.proc_start or 0) <= booted_ticks for a in attempts)
+
+
 def test_with_the_spawner_switched_off_the_engine_starts_its_steps(tmp_path: Path) -> None:
     environ = {k: v for k, v in os.environ.items() if not k.startswith("AGENTHQ_")}
     plan = (
@@ -113,7 +136,7 @@ def test_the_helper_dying_mid_step_loses_only_that_attempts_exit_status(
             step = asyncio.create_task(
                 ShellExecutor().run(
                     invocation(tmp_path, f"sleep 0.5; touch {marker}"),
-                    lambda pid, _: pids.append(pid),
+                    lambda pid, _, __: pids.append(pid),
                 )
             )
             while not pids:
@@ -123,7 +146,7 @@ def test_the_helper_dying_mid_step_loses_only_that_attempts_exit_status(
             assert spawner.gone
             assert current_spawner() is None  # from now on, steps start in this process
             after = await ShellExecutor().run(
-                invocation(tmp_path, "/bin/true", step_id="after"), lambda pid, _: None
+                invocation(tmp_path, "/bin/true", step_id="after"), lambda pid, _, __: None
             )
             assert spawner.started == 1
             return lost, after
@@ -260,3 +283,50 @@ def test_big_and_undecodable_environments_reach_the_step_intact(tmp_path: Path) 
         count, raw = (tmp_path / f"s{n}.out").read_text().splitlines()
         assert int(count) == 100_001
         assert raw.split() == ["63", "61", "66", "e9", "0a"]
+
+
+def test_each_step_gets_exactly_its_environment_when_only_differences_are_sent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first request, the helper is sent what changed since the environment it
+    keeps: a changed, a removed and an added variable, then an environment with little in
+    common (sent whole and kept), then the first again (whole again)."""
+    base = invocation(tmp_path, "env").env
+    first = {**base, "KEEP": "1", "GONE": "soon"}
+    changed = {**first, "KEEP": "2"}
+    trimmed = {k: v for k, v in first.items() if k != "GONE"} | {"NEW": "x=y"}
+    other = {"PATH": base["PATH"], **{f"V{n}": str(n) for n in range(40)}}
+    envs = [first, changed, trimmed, other, first]
+    sent: list[dict[str, Any]] = []
+    send = spawner_module.Spawner._send
+
+    def spy(self: spawner_module.Spawner, data: bytes) -> None:
+        sent.append(json.loads(data))
+        send(self, data)
+
+    monkeypatch.setattr(spawner_module.Spawner, "_send", spy)
+
+    async def main() -> None:
+        install_fast_child_watcher()
+        async with spawning():
+            await ready_spawner()
+            for n, env in enumerate(envs):
+                inv = invocation(
+                    tmp_path,
+                    "env -0",
+                    env=env,
+                    step_id=f"s{n}",
+                    stdout_path=tmp_path / f"s{n}.out",
+                    stderr_path=tmp_path / f"s{n}.err",
+                )
+                assert (await ShellExecutor().run(inv, lambda *_: None)).succeeded
+
+    asyncio.run(main())
+    for n, env in enumerate(envs):
+        printed = (tmp_path / f"s{n}.out").read_text().split("\0")
+        seen = dict(line.split("=", 1) for line in printed if line)
+        ids = {"AGENTHQ_RUN_ID": "run-1", "AGENTHQ_STEP_ID": f"s{n}", "AGENTHQ_ATTEMPT": "1"}
+        assert seen == {**env, **ids, "PWD": str(tmp_path)}, n
+    assert ["env" in request for request in sent] == [True, False, False, True, True]
+    assert sent[2]["unset"] == ["GONE"]
+    assert sent[2]["set"] == {"AGENTHQ_STEP_ID": "s2", "NEW": "x=y"}

@@ -608,6 +608,30 @@ def test_a_database_from_a_newer_agenthq_is_refused(store: SqlStore, store_url: 
         open_store(store_url)
 
 
+def test_a_writer_that_never_gets_the_lock_is_told_so_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BEGIN IMMEDIATE goes to the driver directly; its "database is locked" must still reach
+    people as a StoreError naming the database, not as a driver traceback."""
+    from agenthq.store import sqlite as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "locked.db"
+    with open_store(f"sqlite:///{path}") as store:
+        make_run(store, run_id="before")
+        holder = sqlite3.connect(path, isolation_level=None)
+        holder.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(StoreError, match=r"locked\.db failed: database is locked"):
+                make_run(store, run_id="blocked")
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        assert [r.id for r in store.list_runs()] == ["before"]
+        make_run(store, run_id="after")  # the store is still usable once the lock is free
+        assert {r.id for r in store.list_runs()} == {"before", "after"}
+
+
 def test_sqlite_files_use_wal(tmp_path: Path) -> None:
     path = tmp_path / "wal.db"
     open_store(f"sqlite:///{path}").close()

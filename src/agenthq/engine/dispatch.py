@@ -260,10 +260,8 @@ class Dispatcher:
         *,
         agent: Agent | None = None,
     ) -> None:
-        def started(pid: int, pgid: int) -> None:
-            from agenthq.executors.procs import process_start_ticks
-
-            fields = {"pid": pid, "pgid": pgid, "proc_start": process_start_ticks(pid)}
+        def started(pid: int, pgid: int, start_ticks: int | None) -> None:
+            fields = {"pid": pid, "pgid": pgid, "proc_start": start_ticks}
             self.updates.append(AttemptUpdate(self.run_id, node.id, attempt, fields))
 
         before_tree: str | None = None

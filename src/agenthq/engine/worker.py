@@ -146,7 +146,7 @@ class Worker:
                 )
             else:
                 try:
-                    outcome = await executor.run(invocation, lambda pid, pgid: None)
+                    outcome = await executor.run(invocation, lambda pid, pgid, start: None)
                 except Exception as exc:  # an executor bug still gets the attempt an end
                     outcome = Outcome(
                         FailureClass.INFRASTRUCTURE,

@@ -6,8 +6,11 @@ Contract every executor keeps:
   after it has stopped what it started (killed the process group, abandoned the thread).
 - Output goes to `invocation.stdout_path` / `stderr_path` as it is produced, masked with
   `invocation.mask`, never buffered whole in memory.
-- `on_started(pid, pgid)` is called once the process exists (shell only), so the engine can
-  record it and kill an orphan after a crash.
+- `on_started(pid, pgid, start_ticks)` is called once the process exists (shell only), so the
+  engine can record it and kill an orphan after a crash. `start_ticks` is its start time
+  (`executors/procs.py`), read by whoever started it as soon as it exists: read by the engine
+  after the fact, most short steps had already been reaped (their pid named nobody, or could
+  name someone else). None when it is unknown (no /proc, or it ended at once).
 - `outputs` is the step's stdout parsed as one JSON object when it is one (shell), or the
   callable's returned mapping (python); declared outputs are captured by the engine afterwards.
 """
@@ -91,7 +94,7 @@ class Outcome:
         return self.failure_class is None
 
 
-StartedCallback = Callable[[int, int], None]
+StartedCallback = Callable[[int, int, int | None], None]  # pid, pgid, start ticks
 
 
 class Executor(Protocol):

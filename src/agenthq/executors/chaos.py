@@ -124,9 +124,9 @@ class ChaosExecutor:
         """Run it and SIGKILL its process group `after` seconds in (or once it started)."""
         group: list[int] = []
 
-        def started(pid: int, pgid: int) -> None:
+        def started(pid: int, pgid: int, start_ticks: int | None) -> None:
             group.append(pgid)
-            on_started(pid, pgid)
+            on_started(pid, pgid, start_ticks)
 
         async def assassin() -> None:
             await asyncio.sleep(after)

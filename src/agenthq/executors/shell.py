@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import re
@@ -32,7 +33,7 @@ from types import TracebackType
 from typing import Any, Self, TypeVarTuple, Unpack
 
 from agenthq.executors.base import Invocation, Masker, Outcome, StartedCallback, no_mask
-from agenthq.executors.procs import pidfds_work, stop_group
+from agenthq.executors.procs import pidfds_work, process_start_ticks, stop_group
 from agenthq.executors.spawner import Spawner, SpawnerGoneError, SpawnError, current_spawner
 from agenthq.states import FailureClass
 
@@ -168,7 +169,8 @@ class ShellExecutor:
         finally:
             logs.close_child_ends()
         try:
-            on_started(process.pid, process.pid)  # a new session's leader leads its own group
+            # A new session's leader leads its own group.
+            on_started(process.pid, process.pid, process_start_ticks(process.pid))
             await logs.start_copying(inv.mask)
             returncode = await _wait(process, inv.timeout)
             if returncode is None:
@@ -230,7 +232,7 @@ class ShellExecutor:
             inv.stdout_path, inv.stderr_path, spawned.stdout_start, spawned.stderr_start
         )
         try:
-            on_started(spawned.pid, spawned.pid)
+            on_started(spawned.pid, spawned.pid, spawned.start_ticks)
             async with asyncio.timeout(inv.timeout):
                 returncode = await asyncio.shield(request.exited)
         except TimeoutError:
@@ -283,14 +285,26 @@ def _devnull() -> int:
 
 def _direct_argv(command: str, env: dict[str, str]) -> list[str] | None:
     """The argv bash would exec for a command with nothing for a shell to do, else None."""
+    argv = _plain_argv(command)
+    if argv is None:
+        return None
+    # Startup files and exported functions could change what bash would run. (Keys hold no
+    # NUL, so the joined form finds exactly the keys that start with BASH_FUNC_, at C speed:
+    # a loop over a user's environment for every step was a visible share of W4.)
+    if "BASH_ENV" in env or "ENV" in env or "\0BASH_FUNC_" in "\0" + "\0".join(env):
+        return None
+    return list(argv)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_argv(command: str) -> tuple[str, ...] | None:
+    """The words of a command bash would only exec, else None; a fan-out runs one command
+    many times, so each is looked at once."""
     text = command.strip()
     if not _PLAIN_COMMAND.fullmatch(text):
         return None
-    argv = text.split()
+    argv = tuple(text.split())
     if "/" not in argv[0] and argv[0] in _SHELL_WORDS:
-        return None
-    # Startup files and exported functions could change what bash would run.
-    if "BASH_ENV" in env or "ENV" in env or any(k.startswith("BASH_FUNC_") for k in env):
         return None
     return argv
 

@@ -7,11 +7,18 @@ imports nothing but the standard library and is started as `python -I -S spawn_h
 (see `executors/spawner.py`, which also describes when it is used).
 
 Protocol, one JSON object per line. The engine sends
-    {"id": 7, "argv": [...], "shell": [...] | null, "cwd": "...", "env": {...},
+    {"id": 7, "argv": [...], "shell": [...] | null, "cwd": "...", "env": {...}, "keep": true,
      "out": "path", "err": "path"}
-and this program answers, in the order things happen:
+where `keep` makes that environment the one later requests describe by their differences
+from it — {"set": {...}, "unset": [...]} in place of "env" (a step's environment differs from
+the last step's in its ids; encoding and decoding all of it for every step cost both
+processes more than the rest of the request). This program answers, in the order things
+happen:
     {"ready": 1}                                   once, when it can take requests
-    {"id": 7, "pid": 1234, "out": 0, "err": 0}     started; sizes of the logs before it
+    {"id": 7, "pid": 1234, "start": 5678, "out": 0, "err": 0}
+                                                   started: its start time (clock ticks since
+                                                   boot, null without /proc) and the sizes of
+                                                   the logs before it
     {"id": 7, "stage": "logs"|"spawn", "error": "..."}   could not start it
     {"id": 7, "exit": 0}                           it ended (negative: killed by that signal)
 `shell` is the `bash -c` form of a command sent as a direct `argv`: tried when the direct
@@ -34,6 +41,28 @@ import subprocess
 from typing import Any
 
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+_STAT_START_TIME = 19  # field 22 of /proc/PID/stat, counted after the `(comm)` field
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When our child `pid` started (see `executors/procs.py`). Read here, by its parent, it
+    cannot be anyone else's: the pid is not reused before we reap it. Read by the engine
+    after our reply, most `/bin/true` steps had already been reaped."""
+    try:
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        data = os.read(fd, 4096)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    fields = data[data.rfind(b")") + 1 :].split()
+    try:
+        return int(fields[_STAT_START_TIME])
+    except (IndexError, ValueError):
+        return None
 
 
 def _open_log(path: str) -> int:
@@ -53,6 +82,7 @@ class Helper:
         self.children: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}  # by pidfd
         self.replies: list[bytes] = []
         self.unread = b""
+        self.kept_env: dict[str, str] = {}  # the last environment sent with "keep"
 
     def serve(self) -> None:
         self.selector.register(0, selectors.EVENT_READ)
@@ -79,8 +109,20 @@ class Helper:
                 self.start(json.loads(line))
         return True
 
+    def environment(self, request: dict[str, Any]) -> dict[str, str]:
+        if "env" in request:
+            env: dict[str, str] = request["env"]
+            if request.get("keep"):
+                self.kept_env = env
+            return env
+        env = {**self.kept_env, **request["set"]}
+        for key in request["unset"]:
+            del env[key]
+        return env
+
     def start(self, request: dict[str, Any]) -> None:
         ident = request["id"]
+        request["env"] = self.environment(request)
         try:
             out = _open_log(request["out"])
         except OSError as exc:
@@ -115,7 +157,10 @@ class Helper:
             return
         self.children[pidfd] = (ident, process)
         self.selector.register(pidfd, selectors.EVENT_READ)
-        self.reply({"id": ident, "pid": process.pid, "out": sizes[0], "err": sizes[1]})
+        start = _start_ticks(process.pid)
+        self.reply(
+            {"id": ident, "pid": process.pid, "start": start, "out": sizes[0], "err": sizes[1]}
+        )
 
     def popen(
         self, argv: list[str], request: dict[str, Any], out: int, err: int

@@ -37,6 +37,7 @@ from agenthq.executors.procs import pidfds_work
 
 HELPER = Path(__file__).with_name("spawn_helper.py")
 _CLOSE_SECONDS = 5.0
+_MOST_ENV_CHANGES = 16  # more differences than this: send the whole environment again
 _log = logging.getLogger(__name__)
 
 
@@ -56,6 +57,7 @@ class SpawnerGoneError(Exception):
 @dataclass(frozen=True)
 class Spawned:
     pid: int  # also its process group: it leads a new session
+    start_ticks: int | None  # when it started, read by its parent (see executors/procs.py)
     stdout_start: int  # size of the log files before this attempt appended to them
     stderr_start: int
 
@@ -97,6 +99,7 @@ class Spawner:
         self._requests: dict[int, Request] = {}
         self._outbox = bytearray()
         self._unread = b""
+        self._kept_env: dict[str, str] | None = None  # what the helper holds (see spawn_helper)
         self._ended: asyncio.Future[None] = loop.create_future()
         loop.add_reader(self._from_helper, self._on_readable)
 
@@ -128,7 +131,7 @@ class Spawner:
             "argv": list(argv),
             "shell": list(shell) if shell is not None else None,
             "cwd": str(cwd),
-            "env": dict(env),
+            **self._environment(env),
             "out": str(stdout),
             "err": str(stderr),
         }
@@ -136,6 +139,18 @@ class Spawner:
         self._requests[ident] = request
         self._send(json.dumps(message, separators=(",", ":")).encode() + b"\n")
         return request
+
+    def _environment(self, env: Mapping[str, str]) -> dict[str, Any]:
+        """The request's environment: its differences from the one the helper keeps, or the
+        whole of it, kept from now on."""
+        kept = self._kept_env
+        if kept is not None:
+            changed = {key: value for key, value in env.items() if kept.get(key) != value}
+            removed = [key for key in kept if key not in env]
+            if len(changed) + len(removed) <= _MOST_ENV_CHANGES:
+                return {"set": changed, "unset": removed}
+        self._kept_env = dict(env)
+        return {"env": self._kept_env, "keep": True}
 
     async def aclose(self) -> None:
         """End the helper; steps it started and that still run are left running."""
@@ -214,7 +229,10 @@ class Spawner:
             _settle(request.exited, message["exit"])
         elif "pid" in message:
             self.started += 1
-            _settle(request.started, Spawned(message["pid"], message["out"], message["err"]))
+            _settle(
+                request.started,
+                Spawned(message["pid"], message.get("start"), message["out"], message["err"]),
+            )
         else:
             del self._requests[message["id"]]
             _fail(request.started, SpawnError(message["stage"], message["error"]))
