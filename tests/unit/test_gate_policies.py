@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
+import agenthq
 from agenthq.engine import approvals
-from agenthq.engine.gating import DEFAULT_GATES, GateConfig, gate_config_from_tables
+from agenthq.engine.gating import DEFAULT_GATES, GateConfig, GatePipeline, gate_config_from_tables
 from agenthq.errors import ConfigError
-from agenthq.gates.base import GateResult, Outcome
+from agenthq.gates.base import GateResult, Outcome, Phase, StepFacts
 from agenthq.gates.breaker import (
     Breaker,
     BreakerPhase,
@@ -19,6 +21,7 @@ from agenthq.gates.breaker import (
     record_success,
 )
 from agenthq.gates.cost import CostFacts, check_budget
+from agenthq.graph import compile_plan
 from agenthq.spec.models import ApprovalSpec
 from agenthq.store.api import ApprovalKind, ApprovalRecord, ApprovalState
 
@@ -225,3 +228,54 @@ def test_bad_gate_settings_say_where_and_what(tables: dict[str, object], message
         gate_config_from_tables(tables, "/p/agenthq.toml")
     assert message in str(caught.value)
     assert "/p/agenthq.toml" in str(caught.value)
+
+
+class FlakyRiskGate:
+    """Raises for its first `crashes` checks, then passes."""
+
+    name = "risk"
+    phase = Phase.BEFORE
+
+    def __init__(self, crashes: int) -> None:
+        self.crashes = crashes
+
+    def check(self, facts: StepFacts) -> GateResult:
+        if self.crashes:
+            self.crashes -= 1
+            raise RuntimeError("model file missing")
+        return GateResult("risk", Outcome.PASS, "fine")
+
+
+def test_a_gates_breaker_opens_on_crashes_lets_one_trial_through_and_stays_quiet_on_passes(
+    tmp_path: Path,
+) -> None:
+    graph = compile_plan(agenthq.Plan("p").step("ls", run="ls").spec())
+    node = graph.nodes["ls"]
+
+    def before(pipeline: GatePipeline) -> GateResult:
+        (result,) = pipeline.before(node, attempt=1, command="ls", cost=None)
+        return result
+
+    passing = GatePipeline(GateConfig(implementations={"risk": FlakyRiskGate(0)}), graph, tmp_path)
+    assert [before(passing).outcome for _ in range(5)] == [Outcome.PASS] * 5
+    assert passing.take_breaker_changes() == []  # nothing for the store: nothing changed
+
+    settings = BreakerSettings(failures=2, cooldown_s=0.2)
+    config = GateConfig(implementations={"risk": FlakyRiskGate(2)}, breaker=settings)
+    crashing = GatePipeline(config, graph, tmp_path)
+    first, second, third = before(crashing), before(crashing), before(crashing)
+    assert first.outcome is second.outcome is Outcome.ASK
+    assert "model file missing" in first.reason
+    assert third.outcome is Outcome.ASK
+    assert "breaker gate:risk is open after 2 failures" in third.reason
+    assert [(b.phase, b.failures) for b in crashing.take_breaker_changes()] == [
+        (BreakerPhase.CLOSED, 1),
+        (BreakerPhase.OPEN, 2),
+    ]
+    time.sleep(0.25)
+    assert before(crashing).outcome is Outcome.PASS  # the trial, let through and passed
+    assert [(b.phase, b.failures) for b in crashing.take_breaker_changes()] == [
+        (BreakerPhase.CLOSED, 0)
+    ]
+    assert before(crashing).outcome is Outcome.PASS
+    assert crashing.take_breaker_changes() == []

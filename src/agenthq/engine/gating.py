@@ -14,6 +14,7 @@ here, and the records that exist all mean something.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -182,7 +183,15 @@ class GatePipeline:
         self.gates: dict[str, Gate] = dict(config.implementations)
         self.breakers: dict[str, breakers.Breaker] = dict(gate_breakers or {})
         self.changed_breakers: list[breakers.Breaker] = []
+        # Both per plan step (`base_id`) and fixed for the run: asked for every step started.
         self._names: dict[str, tuple[str, ...]] = {}
+        self._uses_cost: dict[str, bool] = {}
+        plan_budgets, project = graph.spec.budgets, config.budgets
+        self._budgets = BudgetSpec(
+            step_usd=plan_budgets.step_usd or project.step_usd,
+            run_usd=plan_budgets.run_usd or project.run_usd,
+            hourly_usd=plan_budgets.hourly_usd or project.hourly_usd,
+        )
 
     # ---- which gates -----------------------------------------------------------------------
 
@@ -200,22 +209,17 @@ class GatePipeline:
         return node.spec.approval or self.graph.spec.defaults.approval or self.config.approval
 
     def budgets(self) -> BudgetSpec:
-        plan = self.graph.spec.budgets
-        project = self.config.budgets
-        return BudgetSpec(
-            step_usd=plan.step_usd or project.step_usd,
-            run_usd=plan.run_usd or project.run_usd,
-            hourly_usd=plan.hourly_usd or project.hourly_usd,
-        )
+        """The plan's budgets, each falling back to the project's."""
+        return self._budgets
 
     def uses_cost(self, node: StepNode) -> bool:
-        if "cost" not in self.names(node):
-            return False
-        budgets = self.budgets()
-        return any(
-            x is not None
-            for x in (node.spec.budget_usd, budgets.step_usd, budgets.run_usd, budgets.hourly_usd)
-        )
+        uses = self._uses_cost.get(node.base_id)
+        if uses is None:
+            budgets = self._budgets
+            limits = (node.spec.budget_usd, budgets.step_usd, budgets.run_usd, budgets.hourly_usd)
+            uses = "cost" in self.names(node) and any(x is not None for x in limits)
+            self._uses_cost[node.base_id] = uses
+        return uses
 
     # ---- before ---------------------------------------------------------------------------
 
@@ -352,33 +356,49 @@ class GatePipeline:
 
     def _run(self, names: Sequence[str], facts: StepFacts) -> list[GateResult]:
         """Run gates by name, each behind its breaker: an open breaker means `ask` at once."""
-        import time
-
         results: list[GateResult] = []
         for name in names:
             key = f"gate:{name}"
-            state = self.breakers.get(key, breakers.Breaker(key))
-            admission = breakers.admit(state, self.config.breaker, time.time())
-            if not admission.allowed:
-                results.append(
-                    GateResult(name, Outcome.ASK, f"{admission.reason}; a person decides")
-                )
-                continue
+            state = self.breakers.get(key)
+            if state is None:
+                state = self.breakers[key] = breakers.Breaker(key)
+            admission: breakers.Admission | None = None
+            if not _untouched(state):  # an untouched breaker is closed: it admits
+                admission = breakers.admit(state, self.config.breaker, time.time())
+                if not admission.allowed:
+                    results.append(
+                        GateResult(name, Outcome.ASK, f"{admission.reason}; a person decides")
+                    )
+                    continue
             (result,) = run_gates(
                 [self._gate(name)], facts, budget_s=self.config.gate_time_budget_s
             )
             crashed = bool(result.details.get("gate_error"))
+            if admission is None and not crashed:
+                # Nearly every step: a success leaves an untouched breaker exactly as it is.
+                results.append(result)
+                continue
+            admitted = admission.breaker if admission is not None else state
             if crashed:
-                updated = breakers.record_failure(
-                    admission.breaker, self.config.breaker, time.time()
-                )
+                updated = breakers.record_failure(admitted, self.config.breaker, time.time())
             else:
-                updated = breakers.record_success(admission.breaker, self.config.breaker)
+                updated = breakers.record_success(admitted, self.config.breaker)
             if updated != state:
                 self.breakers[key] = updated
                 self.changed_breakers.append(updated)
             results.append(result)
         return results
+
+
+def _untouched(state: breakers.Breaker) -> bool:
+    """Closed with no failure on record: a success leaves it exactly as it is."""
+    return (
+        state.phase is breakers.BreakerPhase.CLOSED
+        and not state.failures
+        and state.opened_at is None
+        and not state.cooldown_s
+        and not state.trial_running
+    )
 
 
 def _build_gate(pipeline: GatePipeline, name: str) -> Gate:
