@@ -466,6 +466,39 @@ def test_the_chain_verifies_and_names_an_edited_event(store: SqlStore) -> None:
     assert "changed" in (report.problem or "")
 
 
+def test_threads_applying_at_once_lose_nothing_and_keep_the_chain(store: SqlStore) -> None:
+    """apply() keeps a connection of its own for one thread at a time; threads that apply
+    meanwhile use the pool. Every transition of every thread lands, in one unbroken chain."""
+    import threading
+
+    runs = [make_run(store, [f"s{n}" for n in range(12)]) for _ in range(4)]
+    errors: list[BaseException] = []
+    start = threading.Barrier(len(runs))
+
+    def walk(run_id: str) -> None:
+        try:
+            start.wait()
+            for n in range(12):
+                batch = Batch(at=10.0 + n)
+                batch.steps.append(StepChange(run_id, f"s{n}", S.PENDING, S.READY))
+                store.apply(batch)
+        except BaseException as exc:  # reported below, not lost in the thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=walk, args=(run.id,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    for run in runs:
+        assert set(states(store, run.id).values()) == {"ready"}
+        assert store.get_run(run.id).step_counts == {"ready": 12}
+    report = verify_chain(store)
+    assert report.intact
+    assert report.events == len(runs) * (1 + 12)
+
+
 def test_the_chain_names_a_deleted_event(store: SqlStore) -> None:
     run = make_run(store, ["a", "b"])
     _walk(store, run.id, ["a", "b"], 1.0)
