@@ -91,7 +91,7 @@ from agenthq.store.api import (
     WorktreeRecord,
 )
 from agenthq.store.chain import canonical_json, link_hash, stored_time, time_json
-from agenthq.store.compiled import execute_one, executemany, fetch_one
+from agenthq.store.compiled import execute_one, executemany, fetch_all, fetch_one
 from agenthq.store.tables import CHAIN_HEAD_ID, attempts, chain_head, events, runs, steps, telemetry
 
 WRITE_OPTION = "agenthq_write"  # execution option: this transaction writes (see sqlite.py)
@@ -397,9 +397,8 @@ class SqlStore:
     # ---- steps and attempts -----------------------------------------------------------------
 
     def get_steps(self, run_id: str) -> list[StepRecord]:
-        query = _STEP_SELECT.where(steps.c.run_id == run_id).order_by(steps.c.position)
         with self._reading() as conn:
-            rows = conn.execute(query).all()
+            rows = fetch_all(conn, ("select", "steps of a run"), _steps_of_run, {"k_run": run_id})
             if not rows:
                 _require_run(conn, run_id)
         return [_step_record(row) for row in rows]
@@ -1265,6 +1264,12 @@ _STEP_SELECT: Select[Any] = select(
     steps.c.finished_at,
     steps.c.updated_at,
 )
+
+
+def _steps_of_run() -> Select[Any]:
+    return _STEP_SELECT.where(steps.c.run_id == bindparam("k_run")).order_by(steps.c.position)
+
+
 _ATTEMPT_SELECT: Select[Any] = select(
     attempts.c.run_id,
     attempts.c.step_id,
@@ -1327,21 +1332,30 @@ def _run_record(row: Sequence[Any], counts: Mapping[str, int] | None = None) -> 
     )
 
 
+_STEP_STATES = {state.value: state for state in StepState}
+
+
 def _step_record(row: Sequence[Any]) -> StepRecord:
+    """One step row as a record; a run's start reads them all (5000 for W3), so the common
+    values skip the general paths: the states by dict, an empty JSON object without a parse."""
     return StepRecord(
         run_id=row[0],
         step_id=row[1],
-        state=StepState(row[2]),
+        state=_STEP_STATES.get(row[2]) or StepState(row[2]),
         attempts=row[3],
         failure_class=FailureClass(row[4]) if row[4] is not None else None,
-        outputs=json.loads(row[5]),
-        retries_used=json.loads(row[6]),
+        outputs=_json_object(row[5]),
+        retries_used=_json_object(row[6]),
         next_at=row[7],
         reason=row[8],
         started_at=row[9],
         finished_at=row[10],
         updated_at=row[11],
     )
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    return {} if text == "{}" else json.loads(text)
 
 
 def _attempt_record(row: Sequence[Any]) -> AttemptRecord:
