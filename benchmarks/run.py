@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from workloads import WORKLOADS, write_plan
+from workloads import WORKLOADS, compile_bytecode, write_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTHQ = [sys.executable, "-m", "agenthq"]
@@ -78,6 +78,7 @@ def floor(which: str) -> tuple[float, float]:
 
 
 def main() -> None:
+    compile_bytecode()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", help="run only workloads whose name contains this")

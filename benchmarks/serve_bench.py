@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from workloads import w3_layered, write_plan
+from workloads import compile_bytecode, w3_layered, write_plan
 
 AGENTHQ = [sys.executable, "-m", "agenthq"]
 CLIENTS = 10
@@ -248,6 +248,7 @@ def api_latency(server: Server, plan: Path, run_id: str) -> dict[str, float] | N
 
 
 def main() -> None:
+    compile_bytecode()
     with tempfile.TemporaryDirectory(prefix="agenthq-serve-bench-") as scratch:
         project = Path(scratch)
         plan = write_plan(project, w3_layered())

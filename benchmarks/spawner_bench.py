@@ -19,12 +19,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 from run import floor, run_once
-from workloads import WORKLOADS, write_plan
+from workloads import WORKLOADS, compile_bytecode, write_plan
 
 WORKERS = 8
 
 
 def main() -> None:
+    compile_bytecode()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=11)
     args = parser.parse_args()

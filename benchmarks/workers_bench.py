@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 AGENTHQ = (sys.executable, "-m", "agenthq")
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from workloads import w3_layered  # noqa: E402
+from workloads import compile_bytecode, w3_layered  # noqa: E402
 
 
 def w1_sleep(width: int = 1000) -> dict[str, Any]:
@@ -211,6 +211,7 @@ def kill_cost(server: Any, lease: float = 3.0) -> float:
 
 
 def main() -> None:
+    compile_bytecode()
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--counts", default="1,2,4")
     args = parser.parse_args()
