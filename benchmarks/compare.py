@@ -1,0 +1,74 @@
+"""Compare revisions of agenthq on one workload, interleaved: `python benchmarks/compare.py
+--workload W4 --rounds 11 HEAD~3 HEAD` (the working tree is `.`).
+
+This VM's speed drifts by 2x within minutes, so a change is only measurable against the code
+before it in the same minutes: each round runs every revision once, then the floor, and the
+table shows medians. Each revision is exported from git into a temporary directory and
+byte-compiled (see `workloads.compile_bytecode`: a tree without .pyc files would measure the
+compiler) and run with its `src` first on PYTHONPATH, by the same interpreter and packages.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from run import DEFAULT_WORKERS, FLOORS, WORKERS, floor, run_once
+from workloads import WORKLOADS, compile_bytecode, write_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def export(revision: str, into: Path) -> Path:
+    """The `src` directory of `revision` (`.`: the working tree), byte-compiled."""
+    if revision == ".":
+        compile_bytecode()
+        return ROOT / "src"
+    target = into / revision.replace("/", "_")
+    target.mkdir()
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", revision, "src"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    compileall.compile_dir(str(target / "src"), quiet=1)
+    return target / "src"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("revisions", nargs="+", help="git revisions; `.` is the working tree")
+    parser.add_argument("--workload", default="W4", help="a workload whose name starts so")
+    parser.add_argument("--rounds", type=int, default=9)
+    args = parser.parse_args()
+    [name] = [n for n in WORKLOADS if n.lower().startswith(args.workload.lower())][:1] or [""]
+    if not name:
+        raise SystemExit(f"no workload starts with {args.workload!r}: {', '.join(WORKLOADS)}")
+    with tempfile.TemporaryDirectory(prefix="agenthq-compare-") as scratch:
+        trees = {rev: export(rev, Path(scratch)) for rev in args.revisions}
+        plan = write_plan(Path(scratch), WORKLOADS[name][0]())
+        runs: dict[str, list[float]] = {rev: [] for rev in trees}
+        floors: list[float] = []
+        for _ in range(args.rounds):
+            for rev, src in trees.items():
+                os.environ["PYTHONPATH"] = str(src)
+                runs[rev].append(run_once(plan, WORKERS.get(name, DEFAULT_WORKERS))[1])
+            os.environ.pop("PYTHONPATH", None)
+            if name in FLOORS:
+                floors.append(floor(FLOORS[name])[1])
+    base = statistics.median(floors) if floors else float("nan")
+    print(f"\n{name}, run phase, median of {args.rounds} interleaved rounds")
+    for rev, values in runs.items():
+        median = statistics.median(values)
+        print(f"{rev:<24} {median:.3f} s  {median / base:5.2f}x floor  (min {min(values):.3f})")
+    print(f"{'floor':<24} {base:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
