@@ -13,7 +13,6 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from agenthq.gates.risk import assess
 from agenthq.graph import PlanGraph, StepNode
 from agenthq.ml.features import Candidate, command_family
 from agenthq.ml.predictor import FailurePredictor
@@ -45,6 +44,10 @@ def pending_predictions(
     steps: list[StepRecord],
     scores: Mapping[str, float | None],
 ) -> dict[str, float]:
+    # Here, not at the top: the runner imports this module, and the risk scorer's patterns
+    # cost a run of Python steps (W1, W3) 10-15 ms of start-up it never needs.
+    from agenthq.gates.risk import assess
+
     unfinished = [s for s in steps if not s.state.finished and s.state is not StepState.RUNNING]
     parallelism = max(1, min(run.max_workers, len(unfinished)))
     now = time.time()
