@@ -5,6 +5,8 @@ budgets stop spending, and a gate that breaks makes a step wait instead of run."
 from __future__ import annotations
 
 import os
+import random
+import string
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -269,6 +271,31 @@ def test_a_gate_that_raises_makes_the_step_wait(
     assert step.attempts == 0
     assert step.reason is not None
     assert "model file missing" in step.reason
+
+
+def test_the_secrets_gate_reads_the_steps_that_wrote_something_and_only_those(
+    store: Store, tmp_path: Path, home: Path, workspace: Path
+) -> None:
+    rng = random.Random(7)
+    token = "ghp_" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(36))
+    plan = (
+        agenthq.Plan("p")
+        .step("quiet", run="true")
+        .step("loud", run=f"echo {token}")
+        .step("grumbles", run=f"sh -c 'echo {token} >&2'")
+        .step("python", uses="agenthq.builtin:noop")
+    )
+    config = GateConfig(policy=Policy(allow=("echo *", "sh -c *")))
+    run = make_runner(store, tmp_path, home, config).run(plan, workspace=workspace)
+    after = {g.step_id: g.outcome for g in store.get_gate_results(run.id) if g.phase == "after"}
+    assert after == {"loud": "refuse", "grumbles": "refuse"}  # nothing to read elsewhere
+    states = step_states(store, run.id)
+    assert states == {
+        "quiet": "succeeded",
+        "loud": "failed",
+        "grumbles": "failed",
+        "python": "succeeded",
+    }
 
 
 def git_workspace(path: Path) -> Path:

@@ -431,10 +431,16 @@ def _agent_step(node: StepNode) -> bool:
 def _has_output(facts: StepFacts) -> bool:
     if facts.changed_files or facts.diff:
         return True
-    for path in (facts.stdout_path, facts.stderr_path):
-        try:
-            if path is not None and path.stat().st_size > 0:
-                return True
-        except OSError:
-            continue
-    return False
+    return _holds_anything(facts.stdout_path) or _holds_anything(facts.stderr_path)
+
+
+def _holds_anything(path: Path | None) -> bool:
+    """Asked for every step that ends. Most Python steps never create their log files, and
+    asking whether one exists costs a third of failing to stat it (an exception, twice per
+    step: 3.5 % of W3's run)."""
+    if path is None or not os.access(path, os.F_OK):
+        return False
+    try:
+        return os.stat(path).st_size > 0
+    except OSError:  # removed in between
+        return False
