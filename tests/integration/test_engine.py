@@ -176,3 +176,43 @@ def test_run_lists_keep_step_counts_exact(engine: tuple[Store, Runner]) -> None:
     runner.retry(run.id)
     again = store.list_runs(limit=1)[0]
     assert dict(again.step_counts) == dict(store.get_run(run.id).step_counts)
+
+
+def test_a_run_started_here_is_compiled_once_and_its_stored_spec_compiles_the_same(
+    engine: tuple[Store, Runner], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, runner = engine
+    from agenthq.engine import runner as runner_module
+
+    compiled: list[bool] = []  # check_callables of each compile_plan call
+    compile_plan = runner_module.compile_plan
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        compiled.append(kwargs.get("check_callables", True))
+        return compile_plan(*args, **kwargs)
+
+    monkeypatch.setattr(runner_module, "compile_plan", counting)
+    plan = (
+        agenthq.Plan("twice")
+        .param("shards", default=["a", "b"])
+        .step("shard", foreach="{{ params.shards }}", run="echo {{ item }}")
+        .step("join", needs=["shard"], uses="agenthq.builtin:echo", with_={"text": "done"})
+    )
+    assert runner.run(plan, params={"shards": ["0", "1", "2"]}).state == "succeeded"
+    assert compiled == [True]  # validated by start(); execute() ran that very graph
+
+    graphs: list[Any] = []
+    new = runner.new_run(plan, params={"shards": ["0", "1", "2"]}, compiled=graphs.append)
+    started = store.create_run(new)
+    assert runner.graph_of(started.id) == graphs[0]  # the stored spec gives the same graph
+
+    compiled.clear()
+    elsewhere = Runner(store, home=tmp_path, environ={})  # as `agenthq resume` would
+    assert elsewhere.execute(started.id).state == "succeeded"
+    assert compiled == [False]  # compiled from the stored spec
+    assert states(store, started.id) == {
+        "shard[0]": "succeeded",
+        "shard[1]": "succeeded",
+        "shard[2]": "succeeded",
+        "join": "succeeded",
+    }
