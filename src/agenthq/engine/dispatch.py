@@ -305,7 +305,9 @@ class Dispatcher:
                     FailureClass.EXECUTION, exit_code=outcome.exit_code, error=str(exc)
                 )
         gates: tuple[GateResult, ...] = ()
-        if self.gating is not None:
+        if self.gating is not None and self.gating.after_applies(
+            node, invocation.stdout_path, invocation.stderr_path
+        ):
             facts = StepFacts(
                 run_id=self.run_id,
                 step_id=node.id,
@@ -318,16 +320,13 @@ class Dispatcher:
                 stderr_path=invocation.stderr_path,
                 usage=outcome.usage,
             )
-            if self.gating.after_applies(node, facts):
-                try:
-                    gates = tuple(
-                        await asyncio.to_thread(self.gating.after, node, facts, before_tree)
-                    )
-                except asyncio.CancelledError:
-                    on_finished(
-                        Finished(node.id, attempt, Outcome(None, error="cancelled"), cancelled=True)
-                    )
-                    return
+            try:
+                gates = tuple(await asyncio.to_thread(self.gating.after, node, facts, before_tree))
+            except asyncio.CancelledError:
+                on_finished(
+                    Finished(node.id, attempt, Outcome(None, error="cancelled"), cancelled=True)
+                )
+                return
             stopping = [g for g in gates if g.outcome in (GateOutcome.REFUSE, GateOutcome.ASK)]
             if stopping and outcome.failure_class is None:
                 outcome = Outcome(

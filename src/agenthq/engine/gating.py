@@ -276,9 +276,13 @@ class GatePipeline:
 
     # ---- after ----------------------------------------------------------------------------
 
-    def after_applies(self, node: StepNode, facts: StepFacts) -> bool:
-        """Cheap enough for the event loop: is there anything for an after-gate to read?"""
-        return bool(self._after_names(node, facts))
+    def after_applies(self, node: StepNode, stdout: Path | None, stderr: Path | None) -> bool:
+        """Cheap enough for the event loop, and asked before the step's facts are gathered:
+        is there anything for an after-gate to read (output in these logs, or code changes)?"""
+        names = self.names(node)
+        if "quality" in names and _agent_step(node):
+            return True
+        return "secrets" in names and (_holds_anything(stdout) or _holds_anything(stderr))
 
     def wants_snapshot(self, node: StepNode) -> bool:
         """Will an after-gate read this step's code changes? Then snapshot before it runs."""

@@ -469,7 +469,7 @@ class Runner:
         return Scheduler(
             store=self.store,
             graph=graph,
-            run=self.store.get_run(run.id),
+            run=run,  # as read before the claim, which changed only its owner
             steps=steps if steps is not None else self.store.get_steps(run.id),
             dispatcher=dispatcher,
             limits=limits,
