@@ -53,21 +53,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="agenthq-compare-") as scratch:
         trees = {rev: export(rev, Path(scratch)) for rev in args.revisions}
         plan = write_plan(Path(scratch), WORKLOADS[name][0]())
-        runs: dict[str, list[float]] = {rev: [] for rev in trees}
+        runs: dict[str, list[tuple[float, float]]] = {rev: [] for rev in trees}
         floors: list[float] = []
         for _ in range(args.rounds):
             for rev, src in trees.items():
                 os.environ["PYTHONPATH"] = str(src)
-                runs[rev].append(run_once(plan, WORKERS.get(name, DEFAULT_WORKERS))[1])
+                runs[rev].append(run_once(plan, WORKERS.get(name, DEFAULT_WORKERS)))
             os.environ.pop("PYTHONPATH", None)
             if name in FLOORS:
                 floors.append(floor(FLOORS[name])[1])
     base = statistics.median(floors) if floors else float("nan")
-    print(f"\n{name}, run phase, median of {args.rounds} interleaved rounds")
+    print(f"\n{name}, medians of {args.rounds} interleaved rounds")
+    print(f"{'revision':<24} {'run s':>7} {'/floor':>7} {'wall s':>7}")
     for rev, values in runs.items():
-        median = statistics.median(values)
-        print(f"{rev:<24} {median:.3f} s  {median / base:5.2f}x floor  (min {min(values):.3f})")
-    print(f"{'floor':<24} {base:.3f} s")
+        run = statistics.median(phase for _, phase in values)
+        wall = statistics.median(whole for whole, _ in values)
+        print(f"{rev:<24} {run:>7.3f} {run / base:>7.2f} {wall:>7.3f}")
+    print(f"{'floor':<24} {base:>7.3f}")
+    print("run: the run's started_at..finished_at; wall: the whole `agenthq run` process")
 
 
 if __name__ == "__main__":
