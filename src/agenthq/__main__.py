@@ -1,5 +1,5 @@
 """`python -m agenthq` is the same as the `agenthq` command."""
 
-from agenthq.cli.main import main
+from agenthq.cli.main import command
 
-raise SystemExit(main())
+command()

@@ -3,6 +3,7 @@ cancel and the audit chain."""
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import time
@@ -190,3 +191,21 @@ def test_pause_and_resume_a_run_another_terminal_executes(cli: Cli) -> None:
     finished = cli("pause", "last")
     assert finished.code == 2
     assert "already succeeded" in finished.err
+
+
+def test_a_command_exits_without_teardown_yet_nothing_it_printed_is_lost(cli: Cli) -> None:
+    """`agenthq` leaves by os._exit once its work is done (see cli/main.py `command`): output
+    far larger than a pipe's buffer must still arrive whole, with the right exit code."""
+    steps = "".join(f"  - id: s{n}\n    uses: agenthq.builtin:noop\n" for n in range(150))
+    cli.write("many.yaml", f"name: many\nsteps:\n{steps}")
+    ran = cli("run", "many.yaml", "--quiet", check=True)
+    no_traceback(ran)
+    [run] = json.loads(cli("runs", "--json", check=True).out)
+    events = cli("events", run["id"], "--json", check=True).out
+    assert len(events) > 100_000  # more than a pipe holds (64 KiB)
+    parsed = json.loads(events)
+    assert len(parsed) == 1 + 1 + 150 * 3 + 1  # created, running, 3 per step, finished
+    assert (parsed[-1]["kind"], parsed[-1]["to"]) == ("run", "succeeded")
+    missing = cli("status", "no-such-run")
+    assert missing.code == 2
+    assert "no run 'no-such-run'" in missing.err

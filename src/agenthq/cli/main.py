@@ -7,7 +7,12 @@ else is a bug and is shown as one.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
+import threading
+from typing import NoReturn
 
 import typer
 
@@ -110,3 +115,24 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_CANCELLED
         raise
     return result if isinstance(result, int) else EXIT_OK
+
+
+def command() -> NoReturn:
+    """The `agenthq` command (and `python -m agenthq`): main(), then exit without tearing the
+    interpreter down.
+
+    Freeing every object of a finished run at exit took 85 ms of W1's 0.9 s and 200 ms of
+    W3's 2.8 s, and a finished command needs none of it. What a normal exit does that
+    matters still happens: with another thread running, the exit is the normal one (which
+    waits for it); the exit handlers run (logging's flush, temporary files, a server's
+    child processes); stdout and stderr are flushed. In-process callers of main() (tests,
+    embedding) are unaffected.
+    """
+    code = main()
+    if threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
