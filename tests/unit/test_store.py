@@ -38,7 +38,7 @@ from agenthq.store.api import (
 )
 from agenthq.store.chain import GENESIS, canonical_json, event_hash, link_hash, time_json
 from agenthq.store.sql import SqlStore
-from tests.conftest import make_run
+from tests.conftest import make_run, postgres_database
 
 S, R = StepState, RunState
 ROOT = Path(__file__).resolve().parents[2]
@@ -497,6 +497,31 @@ def test_threads_applying_at_once_lose_nothing_and_keep_the_chain(store: SqlStor
     report = verify_chain(store)
     assert report.intact
     assert report.events == len(runs) * (1 + 12)
+
+
+def test_ticks_go_on_after_postgresql_drops_every_connection(postgres_server: str) -> None:
+    """A server restart or an idle timeout drops connections; the store notices at the next
+    transaction and reconnects (a run lasting weeks must not fail on its next tick)."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = postgres_database(postgres_server)
+    database = make_url(url).database
+    with open_store(url) as store:
+        run = make_run(store, ["a", "b"])
+        first = Batch(at=5.0)
+        first.steps.append(StepChange(run.id, "a", S.PENDING, S.READY))
+        store.apply(first)
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (database,),
+            )
+        second = Batch(at=6.0)
+        second.steps.append(StepChange(run.id, "b", S.PENDING, S.READY))
+        store.apply(second)
+        assert states(store, run.id) == {"a": "ready", "b": "ready"}
 
 
 def test_the_chain_names_a_deleted_event(store: SqlStore) -> None:

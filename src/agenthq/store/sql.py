@@ -172,7 +172,9 @@ class SqlStore:
         self._shown = make_url(url).render_as_string(hide_password=True)
         self._sane_multi_rowcount = engine.dialect.supports_sane_multi_rowcount
         self._listeners: dict[tuple[str, int], Any] = {}  # (channel, thread) → LISTEN connection
-        # apply()'s own connection (see _ticking), and who is using it.
+        # apply()'s own connection (see _ticking), and who is using it. SQLite only: a file's
+        # connection never drops, while a server's may, and the pool checks those first.
+        self._keeps_tick_connection = engine.dialect.name == "sqlite"
         self._tick_connection: Connection | None = None
         self._tick_lock = threading.Lock()
 
@@ -215,14 +217,17 @@ class SqlStore:
 
     @contextmanager
     def _ticking(self) -> Iterator[Connection]:
-        """`_writing` for apply(), on a connection kept for it between calls.
+        """`_writing` for apply(), on SQLite on a connection kept for it between calls.
 
         A scheduler commits every tick, and checking a connection out of SQLAlchemy's pool and
         back in cost about a quarter of the transaction's own overhead, every tick. Only one
         thread uses the kept connection at a time; another thread applying meanwhile takes
         one from the pool as before. A connection that failed is dropped, not reused.
+        PostgreSQL's connections always come from the pool, which pings them first: a server
+        restart or an idle timeout drops them, and a run lasting weeks must not fail its next
+        tick on that.
         """
-        if not self._tick_lock.acquire(blocking=False):
+        if not self._keeps_tick_connection or not self._tick_lock.acquire(blocking=False):
             with self._writing() as conn:
                 yield conn
             return
