@@ -47,8 +47,8 @@ def main() -> None:
     parser.add_argument("--workload", default="W4", help="a workload whose name starts so")
     parser.add_argument("--rounds", type=int, default=9)
     args = parser.parse_args()
-    [name] = [n for n in WORKLOADS if n.lower().startswith(args.workload.lower())][:1] or [""]
-    if not name:
+    name = next((n for n in WORKLOADS if n.lower().startswith(args.workload.lower())), None)
+    if name is None:
         raise SystemExit(f"no workload starts with {args.workload!r}: {', '.join(WORKLOADS)}")
     with tempfile.TemporaryDirectory(prefix="agenthq-compare-") as scratch:
         trees = {rev: export(rev, Path(scratch)) for rev in args.revisions}

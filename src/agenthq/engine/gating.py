@@ -279,10 +279,9 @@ class GatePipeline:
     def after_applies(self, node: StepNode, stdout: Path | None, stderr: Path | None) -> bool:
         """Cheap enough for the event loop, and asked before the step's facts are gathered:
         is there anything for an after-gate to read (output in these logs, or code changes)?"""
-        names = self.names(node)
-        if "quality" in names and _agent_step(node):
-            return True
-        return "secrets" in names and (_holds_anything(stdout) or _holds_anything(stderr))
+        return bool(
+            self._after_names(node, lambda: _holds_anything(stdout) or _holds_anything(stderr))
+        )
 
     def wants_snapshot(self, node: StepNode) -> bool:
         """Will an after-gate read this step's code changes? Then snapshot before it runs."""
@@ -306,12 +305,14 @@ class GatePipeline:
             diff = diff_since(facts.workspace, before_tree)
             if diff is not None:
                 facts = replace(facts, diff=diff)
-        return self._run(self._after_names(node, facts), facts)
+        return self._run(self._after_names(node, lambda: _has_output(facts)), facts)
 
-    def _after_names(self, node: StepNode, facts: StepFacts) -> list[str]:
+    def _after_names(self, node: StepNode, wrote: Callable[[], bool]) -> list[str]:
+        """The after-gates that apply; `wrote` (did the step leave anything to scan) is asked
+        only when the secrets gate is among them: it reads the file system."""
         names = self.names(node)
         chosen = []
-        if "secrets" in names and _has_output(facts):
+        if "secrets" in names and wrote():
             chosen.append("secrets")
         if "quality" in names and _agent_step(node):
             chosen.append("quality")

@@ -130,17 +130,11 @@ class Runner:
     ) -> RunRecord:
         """Validate and compile the plan, then record a new pending run (and `notes` on other
         runs, in the same transaction). Nothing is written when any of that fails."""
-        compiled: list[PlanGraph] = []
-        new = self.new_run(
-            plan,
-            params=params,
-            workspace=workspace,
-            max_workers=max_workers,
-            origin=origin,
-            compiled=compiled.append,
+        new, graph = self._compiled_run(
+            plan, params=params, workspace=workspace, max_workers=max_workers, origin=origin
         )
         record = self.store.create_run(new, notes=notes)
-        self._started = (record.id, compiled[0])
+        self._started = (record.id, graph)
         return record
 
     def new_run(
@@ -151,10 +145,23 @@ class Runner:
         workspace: str | Path | None = None,
         max_workers: int | None = None,
         origin: Mapping[str, Any] | None = None,
-        compiled: Callable[[PlanGraph], None] | None = None,
     ) -> NewRun:
         """The validated, compiled run, not yet recorded (a schedule records it together with
-        its tick); `compiled` is handed the plan's graph."""
+        its tick)."""
+        return self._compiled_run(
+            plan, params=params, workspace=workspace, max_workers=max_workers, origin=origin
+        )[0]
+
+    def _compiled_run(
+        self,
+        plan: LoadedPlan | PlanSpec | Plan,
+        *,
+        params: Mapping[str, Any] | None,
+        workspace: str | Path | None,
+        max_workers: int | None,
+        origin: Mapping[str, Any] | None,
+    ) -> tuple[NewRun, PlanGraph]:
+        """new_run(), and the graph it compiled on the way."""
         if isinstance(plan, Plan):
             plan = plan.spec()
         loaded = plan if isinstance(plan, LoadedPlan) else LoadedPlan(plan, None, None)
@@ -165,11 +172,9 @@ class Runner:
         self._secret_values(spec)  # refuse now, not mid-run, when a declared secret is missing
         self._check_approval_timeouts(spec)
         check_agents(graph, self.registry(spec), self.environ)
-        if compiled is not None:
-            compiled(graph)
         now = self.clock()
         workers = max_workers or spec.concurrency.max_workers or os.cpu_count() or 2
-        return NewRun(
+        new = NewRun(
             id=new_run_id(now),
             plan=spec.name,
             params=values,
@@ -182,6 +187,7 @@ class Runner:
             step_agents={k: n.agent for k, n in graph.nodes.items() if n.agent},
             origin=origin,
         )
+        return new, graph
 
     def run(self, plan: LoadedPlan | PlanSpec | Plan, **kwargs: Any) -> RunRecord:
         """Start and execute in one call (the Python SDK's entry point)."""
