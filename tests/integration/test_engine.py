@@ -186,6 +186,7 @@ def test_a_run_started_here_is_compiled_once_and_its_stored_spec_compiles_the_sa
     from agenthq.engine import runner as runner_module
 
     compiled: list[bool] = []  # check_callables of each compile_plan call
+
     def counting(*args: Any, **kwargs: Any) -> Any:
         compiled.append(kwargs.get("check_callables", True))
         return compile_plan(*args, **kwargs)
