@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import select
 import signal
 import time
 from pathlib import Path
@@ -202,6 +203,33 @@ def test_the_helper_ends_with_its_last_user(tmp_path: Path) -> None:
         assert spawner.process.poll() == 0
         assert spawner.gone
         assert current_spawner() is None  # no lease: steps start in this process
+
+    asyncio.run(main())
+
+
+def test_a_busy_loop_sees_the_helper_ready_once_it_said_so(tmp_path: Path) -> None:
+    """A run's setup holds the event loop while the helper boots; the first steps must not
+    start in-process because the loop had no turn yet to read the helper's "ready"."""
+
+    async def main() -> None:
+        spawner = spawner_module.Spawner(asyncio.get_running_loop())
+        try:
+            assert not spawner.ready  # booting: a step now would start in-process
+            # Block as setup does, until the helper has written its "ready" line.
+            assert select.select([spawner.process.stdout], [], [], 10)[0]
+            assert spawner.ready  # with no turn of the event loop in between
+            request = spawner.spawn(
+                ["/bin/true"],
+                shell=None,
+                cwd=tmp_path,
+                env={"PATH": "/usr/bin:/bin"},
+                stdout=tmp_path / "out.log",
+                stderr=tmp_path / "err.log",
+            )
+            assert (await request.started).pid > 0
+            assert await request.exited == 0
+        finally:
+            await spawner.aclose()
 
     asyncio.run(main())
 

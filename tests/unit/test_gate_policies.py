@@ -279,3 +279,28 @@ def test_a_gates_breaker_opens_on_crashes_lets_one_trial_through_and_stays_quiet
     ]
     assert before(crashing).outcome is Outcome.PASS
     assert crashing.take_breaker_changes() == []
+
+
+@pytest.mark.parametrize(
+    ("plan", "built"),
+    [
+        (agenthq.Plan("p").step("py", uses="agenthq.builtin:noop").step("sh", run="ls"), True),
+        (agenthq.Plan("p").step("py", uses="agenthq.builtin:noop"), False),
+        (agenthq.Plan("p").step("sh", run="ls", gates=["secrets"]), False),
+        (agenthq.Plan("p").defaults(gates=[]).step("sh", run="ls"), False),
+    ],
+    ids=["shell-step", "python-only", "shell-without-risk", "gates-off"],
+)
+def test_prepare_builds_the_risk_gate_only_for_a_plan_whose_processes_it_will_score(
+    tmp_path: Path, plan: agenthq.Plan, built: bool
+) -> None:
+    """Built in setup rather than by the first step, so the run does not wait for the shell
+    parser; never for a plan no step of which it would score, nor any after-gate."""
+    pipeline = GatePipeline(GateConfig(), compile_plan(plan.spec()), tmp_path)
+    pipeline.prepare()
+    assert sorted(pipeline.gates) == (["risk"] if built else [])
+    if built:
+        gate = pipeline.gates["risk"]
+        (result,) = pipeline.before(pipeline.graph.nodes["sh"], attempt=1, command="ls", cost=None)
+        assert result.gate == "risk"
+        assert pipeline.gates["risk"] is gate  # the step used the one built, not a second

@@ -205,6 +205,18 @@ class GatePipeline:
             self._names[node.base_id] = names
         return names
 
+    def prepare(self) -> None:
+        """Build now the gate that steps starting a process consult before they start. The
+        risk gate imports the shell parser (about 50 ms): built by the first such step, that
+        time was spent inside the run with every step waiting, where here it is setup, spent
+        while the spawner boots on the other core. The after-gates stay lazy: most steps never
+        leave anything for them to read."""
+        for node in self.graph.nodes.values():
+            spec = node.spec
+            if (spec.run is not None or spec.prompt is not None) and "risk" in self.names(node):
+                self._gate("risk")
+                return
+
     def approval_spec(self, node: StepNode) -> ApprovalSpec:
         return node.spec.approval or self.graph.spec.defaults.approval or self.config.approval
 

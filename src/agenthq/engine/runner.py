@@ -430,6 +430,7 @@ class Runner:
         ]
         masker = build_masker(secret_values)
         governance = self._governance(run, graph)
+        governance.gating.prepare()
         base_env = step_environment(self.environ, spec.defaults.env)
         base_env["AGENTHQ_HOME"] = str(self.home)
         store_url = getattr(self.store, "url", None)

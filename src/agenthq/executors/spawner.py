@@ -106,6 +106,10 @@ class Spawner:
     @property
     def ready(self) -> bool:
         """It takes requests now."""
+        if not self._up.done() and not self.gone:
+            # Its "ready" may be waiting in the pipe: a run's setup keeps the event loop busy
+            # while the helper boots, and the first steps would otherwise start in-process.
+            self._on_readable()
         return self._up.done() and self._up.result() and not self.gone
 
     async def came_up(self) -> bool:
