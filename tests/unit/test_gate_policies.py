@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -304,3 +306,24 @@ def test_prepare_builds_the_risk_gate_only_for_a_plan_whose_processes_it_will_sc
         (result,) = pipeline.before(pipeline.graph.nodes["sh"], attempt=1, command="ls", cost=None)
         assert result.gate == "risk"
         assert pipeline.gates["risk"] is gate  # the step used the one built, not a second
+
+
+@pytest.mark.parametrize(
+    ("step", "loaded"), [("run='ls'", True), ("uses='agenthq.builtin:noop'", False)]
+)
+def test_prepare_loads_the_shell_parser_for_a_plan_with_shell_steps_only(
+    step: str, loaded: bool
+) -> None:
+    """In a fresh interpreter: after prepare(), the first command needs nothing loaded."""
+    code = (
+        "import sys, tempfile, pathlib, agenthq\n"
+        "from agenthq.engine.gating import GateConfig, GatePipeline\n"
+        "from agenthq.graph import compile_plan\n"
+        f"graph = compile_plan(agenthq.Plan('p').step('s', {step}).spec())\n"
+        "GatePipeline(GateConfig(), graph, pathlib.Path(tempfile.gettempdir())).prepare()\n"
+        "print('tree_sitter_bash' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == str(loaded)

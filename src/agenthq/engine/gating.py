@@ -207,7 +207,7 @@ class GatePipeline:
 
     def prepare(self) -> None:
         """Build now the gate that steps starting a process consult before they start. The
-        risk gate imports the shell parser (about 50 ms): built by the first such step, that
+        risk gate loads the shell parser (about 60 ms): built by the first such step, that
         time was spent inside the run with every step waiting, where here it is setup, spent
         while the spawner boots on the other core. The after-gates stay lazy: most steps never
         leave anything for them to read."""

@@ -15,6 +15,7 @@ from typing import Any
 from agenthq.gates.base import GateResult, Outcome, Phase, StepFacts
 from agenthq.gates.policy import Policy, decide
 from agenthq.gates.risk import RiskAssessment, assess
+from agenthq.gates.shell_syntax import load_parser
 from agenthq.ml.features import Candidate, command_family
 from agenthq.ml.predictor import FailurePredictor
 
@@ -55,6 +56,9 @@ class RiskGate:
         # Scoring reads only the text (never the file system), so a command seen before in
         # this run scores the same: a fan-out of one command is parsed once.
         self._seen: dict[tuple[str, Path | None], RiskAssessment] = {}
+        # The engine builds this gate in a run's setup (GatePipeline.prepare): loading the
+        # parser then, not at the first command, keeps it out of the run's time.
+        load_parser()
 
     def check(self, facts: StepFacts) -> GateResult:
         if facts.command is None:

@@ -127,6 +127,11 @@ class _Out:
     pending: dict[int, list[Node]] = field(default_factory=dict)
 
 
+def load_parser() -> None:
+    """Load the parser now (tree-sitter and its bash grammar) rather than at the first parse."""
+    _parser()
+
+
 @cache
 def _parser() -> Parser:
     """One parser per process: building the language object is the slow part."""
