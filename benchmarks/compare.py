@@ -53,12 +53,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="agenthq-compare-") as scratch:
         trees = {rev: export(rev, Path(scratch)) for rev in args.revisions}
         plan = write_plan(Path(scratch), WORKLOADS[name][0]())
+        homes = Path(scratch)  # kept to the end: deleting a run's logs slows the next's (run.py)
         runs: dict[str, list[tuple[float, float]]] = {rev: [] for rev in trees}
         floors: list[float] = []
         for _ in range(args.rounds):
             for rev, src in trees.items():
                 os.environ["PYTHONPATH"] = str(src)
-                runs[rev].append(run_once(plan, WORKERS.get(name, DEFAULT_WORKERS)))
+                runs[rev].append(run_once(plan, WORKERS.get(name, DEFAULT_WORKERS), homes))
             os.environ.pop("PYTHONPATH", None)
             if name in FLOORS:
                 floors.append(floor(FLOORS[name])[1])

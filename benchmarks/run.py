@@ -4,11 +4,19 @@ Each workload runs as a user would run it — `agenthq run plan.yaml` in a fresh
 fresh store — `--repeat` times, in rounds (every workload and floor once per round); the table
 shows medians of the whole process and of the run itself. Floors from plain asyncio with no
 persistence (benchmarks/baseline.py) are measured in the same rounds for comparison.
+
+W4 creates 600 log files. Where the file system makes new files slow (see "new files" in
+docs/performance.md: on ext4 without a journal, each new inode is found past every inode
+deleted in the last minutes), that is measured as well, so the table can tell the engine
+from the disk: every run's home is kept until the benchmark ends (deleting a run's logs slowed
+the next run's), each round times 600 new files in the same file system, and "W4 logs in RAM"
+runs W4 again with its log directory on tmpfs (its store stays on disk).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -32,37 +40,58 @@ FLOORS = {
     "W3 layered-5000": "w3",
     "W4 shell-300": "w4",
     "W4 gates off": "w4",
+    "W4 logs in RAM": "w4",
 }
+W4, W4_LOGS_IN_RAM = "W4 shell-300", "W4 logs in RAM"
+RAM = Path("/dev/shm")  # tmpfs on Linux
+NEW_FILES = 600  # W4's log files: two for each of its 300 steps
 GATE_PAIRS = {"W1 fanout-1000": "W1 gates off", "W4 shell-300": "W4 gates off"}
 GATES_TARGET = 0.05  # the gates add < 5% to W1
 WORKERS = {"W4 shell-300": 8}
 DEFAULT_WORKERS = 200
 
 
-def run_once(plan_path: Path, workers: int) -> tuple[float, float]:
-    """(whole-process wall seconds, seconds the run itself took as recorded in the store)."""
-    with tempfile.TemporaryDirectory(prefix="agenthq-bench-") as home:
-        env = {**os.environ, "AGENTHQ_HOME": home}
-        env.pop("AGENTHQ_DB_URL", None)
-        started = time.perf_counter()
-        result = subprocess.run(
-            [*AGENTHQ, "run", str(plan_path), "--quiet", "--max-workers", str(workers)],
-            env=env,
-            cwd=home,
-            capture_output=True,
-            text=True,
-            check=False,
+def run_once(
+    plan_path: Path, workers: int, homes: Path, logs_in: Path | None = None
+) -> tuple[float, float]:
+    """(whole-process wall seconds, seconds the run itself took as recorded in the store).
+    The run's home is made in `homes` and left there: the caller deletes them all at the end.
+    With `logs_in`, its log directory is a new directory there."""
+    home = Path(tempfile.mkdtemp(prefix="home-", dir=homes))
+    if logs_in is not None:
+        (home / "logs").symlink_to(tempfile.mkdtemp(prefix="logs-", dir=logs_in))
+    env = {**os.environ, "AGENTHQ_HOME": str(home)}
+    env.pop("AGENTHQ_DB_URL", None)
+    started = time.perf_counter()
+    result = subprocess.run(
+        [*AGENTHQ, "run", str(plan_path), "--quiet", "--max-workers", str(workers)],
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    elapsed = time.perf_counter() - started
+    if result.returncode != 0:
+        raise SystemExit(
+            f"{plan_path.name} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
         )
-        elapsed = time.perf_counter() - started
-        if result.returncode != 0:
-            raise SystemExit(
-                f"{plan_path.name} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
-            )
-        runs = subprocess.run(
-            [*AGENTHQ, "runs", "--json"], env=env, cwd=home, capture_output=True, check=True
-        )
-        run = json.loads(runs.stdout)[0]
-        return elapsed, run["finished_at"] - run["started_at"]
+    runs = subprocess.run(
+        [*AGENTHQ, "runs", "--json"], env=env, cwd=home, capture_output=True, check=True
+    )
+    run = json.loads(runs.stdout)[0]
+    return elapsed, run["finished_at"] - run["started_at"]
+
+
+def new_files_seconds(homes: Path, count: int = NEW_FILES) -> float:
+    """How long this file system takes to create `count` empty files in a new directory, as
+    W4's log files are created (kept, like the runs' homes, until the benchmark ends)."""
+    directory = Path(tempfile.mkdtemp(prefix="probe-", dir=homes))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+    started = time.perf_counter()
+    for n in range(count):
+        os.close(os.open(directory / f"{n:04d}.log", flags, 0o644))
+    return time.perf_counter() - started
 
 
 def floor(which: str) -> tuple[float, float]:
@@ -88,16 +117,33 @@ def main() -> None:
         for name, (factory, steps) in WORKLOADS.items()
         if not args.only or args.only.lower() in name.lower()
     }
-    samples: dict[str, list[tuple[float, float]]] = {name: [] for name in chosen}
-    needed = {FLOORS[name] for name in chosen if name in FLOORS}
-    floor_samples: dict[str, list[tuple[float, float]]] = {which: [] for which in needed}
-    with tempfile.TemporaryDirectory(prefix="agenthq-plans-") as plans:
-        paths = {name: write_plan(Path(plans), factory()) for name, (factory, _) in chosen.items()}
+    with contextlib.ExitStack() as stack:
+        plans = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agenthq-plans-")))
+        homes = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="agenthq-bench-")))
+        # (plan, workers, directory for its logs: None for the run's home)
+        jobs: dict[str, tuple[Path, int, Path | None]] = {
+            name: (write_plan(plans, factory()), WORKERS.get(name, DEFAULT_WORKERS), None)
+            for name, (factory, _) in chosen.items()
+        }
+        if W4 in jobs and RAM.is_dir() and os.access(RAM, os.W_OK):
+            ram = stack.enter_context(tempfile.TemporaryDirectory(prefix="agenthq-", dir=RAM))
+            jobs[W4_LOGS_IN_RAM] = (jobs[W4][0], jobs[W4][1], Path(ram))
+            chosen[W4_LOGS_IN_RAM] = chosen[W4]
+        samples: dict[str, list[tuple[float, float]]] = {name: [] for name in jobs}
+        needed = {FLOORS[name] for name in jobs if name in FLOORS}
+        floor_samples: dict[str, list[tuple[float, float]]] = {which: [] for which in needed}
+        new_files: list[float] = []
         # Round by round, every workload and floor once: the VM's speed drifts within minutes,
         # and a pair compared (gates on and off, a run and its floor) must see the same drift.
-        for _ in range(args.repeat):
-            for name, path in paths.items():
-                samples[name].append(run_once(path, WORKERS.get(name, DEFAULT_WORKERS)))
+        # Every other round runs them in reverse, so none always follows the same one.
+        for round_number in range(args.repeat):
+            if W4 in jobs:
+                new_files.append(new_files_seconds(homes))
+            order = list(jobs.items())
+            if round_number % 2:
+                order.reverse()
+            for name, (path, workers, logs_in) in order:
+                samples[name].append(run_once(path, workers, homes, logs_in))
             for which, values in floor_samples.items():
                 values.append(floor(which))
     rows = [
@@ -127,6 +173,12 @@ def main() -> None:
         print(
             f"{name:<16} {steps:>5} {wall:>7.3f} {phase:>6.3f} {phase / steps * 1000:>8.3f} "
             f"{floor_wall:>10.3f} {floor_loop:>9.3f} {ratio:>9.2f}  {_verdict(name, wall, ratio)}"
+        )
+    if new_files:
+        print(
+            f"new files: {len(new_files)} rounds, each creating {NEW_FILES} empty files in this"
+            f" file system: median {statistics.median(new_files) * 1000:.0f} ms"
+            f" (max {max(new_files) * 1000:.0f} ms); W4 creates as many log files"
         )
     by_name = {name: (wall, phase) for name, _, wall, phase in rows}
     for gated, ungated in GATE_PAIRS.items():
