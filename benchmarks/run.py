@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -135,14 +136,17 @@ def main() -> None:
         new_files: list[float] = []
         # Round by round, every workload and floor once: the VM's speed drifts within minutes,
         # and a pair compared (gates on and off, a run and its floor) must see the same drift.
-        # Every other round runs them in reverse, so none always follows the same one.
-        for round_number in range(args.repeat):
+        # Each round runs them in a new order (seeded: the same each time), so that no
+        # workload always follows the same one: on this VM a W4 run's time depends on what
+        # the file system did just before (see "New files" in docs/performance.md).
+        names = list(jobs)
+        shuffle = random.Random(42).shuffle
+        for _ in range(args.repeat):
             if W4 in jobs:
                 new_files.append(new_files_seconds(homes))
-            order = list(jobs.items())
-            if round_number % 2:
-                order.reverse()
-            for name, (path, workers, logs_in) in order:
+            shuffle(names)
+            for name in names:
+                path, workers, logs_in = jobs[name]
                 samples[name].append(run_once(path, workers, homes, logs_in))
             for which, values in floor_samples.items():
                 values.append(floor(which))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -12,6 +13,7 @@ from agenthq.gates.policy import Policy, decide, pattern_matches
 from agenthq.gates.risk import assess
 from agenthq.gates.risk_gate import RiskGate
 from agenthq.gates.shell_syntax import parse
+from agenthq.ml.predictor import FailurePredictor
 
 WORKSPACE = Path("/srv/agents/work/repo")
 
@@ -229,3 +231,26 @@ def test_gate_runs_through_run_gates() -> None:
     [result] = run_gates([RiskGate()], facts("cat README.md"))
     assert result.outcome is Outcome.PASS
     assert result.duration_ms >= 0
+
+
+class ChangingPredictor:
+    """A failure model whose prediction for the same command changes between calls."""
+
+    def __init__(self, *probabilities: float) -> None:
+        self.probabilities = list(probabilities)
+
+    def predict(self, candidate: object) -> float:
+        return self.probabilities.pop(0)
+
+
+def test_a_command_seen_again_is_decided_again_when_the_model_adds_points() -> None:
+    """Without a model a command's score and decision are kept for the run; with one, the
+    policy decides again each time, on the score with that moment's points."""
+    plain = RiskGate(Policy(auto_max=30))
+    first, again = plain.check(facts("pip install httpx")), plain.check(facts("pip install httpx"))
+    assert (first.outcome, first.reason, first.score) == (again.outcome, again.reason, again.score)
+    model = cast(FailurePredictor, ChangingPredictor(0.0, 1.0, 0.0))
+    gate = RiskGate(Policy(auto_max=20), predictor=model, model_weight=0.25)
+    outcomes = [gate.check(facts("git status")) for _ in range(3)]
+    assert [o.outcome for o in outcomes] == [Outcome.PASS, Outcome.ASK, Outcome.PASS]
+    assert [o.details["model_points"] for o in outcomes] == [0, 25, 0]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from agenthq.gates.base import GateResult, Outcome, Phase, StepFacts
-from agenthq.gates.policy import Policy, decide
+from agenthq.gates.policy import Policy, PolicyDecision, decide
 from agenthq.gates.risk import RiskAssessment, assess
 from agenthq.gates.shell_syntax import load_parser
 from agenthq.ml.features import Candidate, command_family
@@ -54,8 +54,10 @@ class RiskGate:
         self.predictor = predictor
         self.model_weight = model_weight
         # Scoring reads only the text (never the file system), so a command seen before in
-        # this run scores the same: a fan-out of one command is parsed once.
-        self._seen: dict[tuple[str, Path | None], RiskAssessment] = {}
+        # this run scores the same: a fan-out of one command is parsed once. The policy is
+        # fixed too, so its decision on that score is kept with it (the model's points vary:
+        # with a model the policy decides again on every command).
+        self._seen: dict[tuple[str, Path | None], tuple[RiskAssessment, PolicyDecision]] = {}
         # The engine builds this gate in a run's setup (GatePipeline.prepare): loading the
         # parser then, not at the first command, keeps it out of the run's time.
         load_parser()
@@ -67,15 +69,17 @@ class RiskGate:
             return GateResult(self.name, Outcome.PASS, "not a shell step", 0.0, {"reasons": []})
         workspace = self.workspace if self.workspace is not None else facts.workspace
         key = (facts.command, workspace)
-        assessment = self._seen.get(key)
-        if assessment is None:
-            assessment = assess(facts.command, workspace=workspace, home=self.home)
+        seen = self._seen.get(key)
+        if seen is None:
+            scored = assess(facts.command, workspace=workspace, home=self.home)
+            seen = scored, decide(self.policy, scored)
             if len(self._seen) < _CACHE_SIZE:
-                self._seen[key] = assessment
+                self._seen[key] = seen
+        assessment, decision = seen
         model: dict[str, Any] = {}
         if self.predictor is not None:
             assessment, model = self._with_model(facts, assessment)
-        decision = decide(self.policy, assessment)
+            decision = decide(self.policy, assessment)
         outcome = _OUTCOMES[decision.verdict]
         reason = decision.reason
         if facts.approval_required and outcome is Outcome.PASS:
