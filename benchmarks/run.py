@@ -48,7 +48,7 @@ RAM = Path("/dev/shm")  # tmpfs on Linux
 NEW_FILES = 600  # W4's log files: two for each of its 300 steps
 GATE_PAIRS = {"W1 fanout-1000": "W1 gates off", "W4 shell-300": "W4 gates off"}
 GATES_TARGET = 0.05  # the gates add < 5% to W1
-WORKERS = {"W4 shell-300": 8}
+WORKERS = {"W4 shell-300": 8, "W4 gates off": 8}  # W4 is "8 at a time", with or without gates
 DEFAULT_WORKERS = 200
 
 

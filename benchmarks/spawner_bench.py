@@ -34,12 +34,13 @@ def main() -> None:
     saved = os.environ.get("AGENTHQ_SPAWNER")
     with tempfile.TemporaryDirectory(prefix="agenthq-plans-") as plans:
         path = write_plan(Path(plans), factory())
+        homes = Path(plans)  # every run's home kept to the end, as in run.py
         try:
             for _ in range(args.rounds):
                 os.environ["AGENTHQ_SPAWNER"] = "on"
-                phases["helper"].append(run_once(path, WORKERS)[1])
+                phases["helper"].append(run_once(path, WORKERS, homes)[1])
                 os.environ["AGENTHQ_SPAWNER"] = "off"
-                phases["in-process"].append(run_once(path, WORKERS)[1])
+                phases["in-process"].append(run_once(path, WORKERS, homes)[1])
                 phases["floor"].append(floor("w4")[1])
         finally:
             if saved is None:
