@@ -8,6 +8,7 @@ from typing import cast
 import pytest
 
 from agenthq.errors import ConfigError
+from agenthq.gates import shell_syntax
 from agenthq.gates.base import Outcome, Phase, StepFacts, run_gates
 from agenthq.gates.policy import Policy, decide, pattern_matches
 from agenthq.gates.risk import assess
@@ -254,3 +255,17 @@ def test_a_command_seen_again_is_decided_again_when_the_model_adds_points() -> N
     outcomes = [gate.check(facts("git status")) for _ in range(3)]
     assert [o.outcome for o in outcomes] == [Outcome.PASS, Outcome.ASK, Outcome.PASS]
     assert [o.details["model_points"] for o in outcomes] == [0, 25, 0]
+
+
+def test_a_parser_that_cannot_load_makes_each_check_ask(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Building the gate loads the parser early; if that fails, the gate is still built and
+    fails closed at each check, as any gate error does."""
+
+    def broken() -> None:
+        raise ImportError("tree_sitter_bash: undefined symbol")
+
+    monkeypatch.setattr(shell_syntax, "_parser", broken)
+    gate = RiskGate()
+    [result] = run_gates([gate], facts("git status"))
+    assert result.outcome is Outcome.ASK
+    assert "undefined symbol" in result.reason

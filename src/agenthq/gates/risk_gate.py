@@ -7,6 +7,7 @@ audit log shows the reasons and the rule that decided.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -59,8 +60,10 @@ class RiskGate:
         # with a model the policy decides again on every command).
         self._seen: dict[tuple[str, Path | None], tuple[RiskAssessment, PolicyDecision]] = {}
         # The engine builds this gate in a run's setup (GatePipeline.prepare): loading the
-        # parser then, not at the first command, keeps it out of the run's time.
-        load_parser()
+        # parser then, not at the first command, keeps it out of the run's time. A parser
+        # that cannot load fails each check instead, where run_gates turns it into `ask`.
+        with contextlib.suppress(Exception):
+            load_parser()
 
     def check(self, facts: StepFacts) -> GateResult:
         if facts.command is None:
