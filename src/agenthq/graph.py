@@ -46,6 +46,12 @@ class StepNode:
     has_item: bool = False
     capability: str | None = None  # `agent: {capability: TAG}`: the scheduler picks the agent
 
+    @property
+    def starts_process(self) -> bool:
+        """A shell step, or a prompt (a coding agent's CLI runs as a process): what the
+        spawner may start and the risk gate scores before it starts."""
+        return self.spec.run is not None or self.spec.prompt is not None
+
 
 @dataclass(frozen=True)
 class PlanGraph:

@@ -211,11 +211,8 @@ class GatePipeline:
         time was spent inside the run with every step waiting, where here it is setup, spent
         while the spawner boots on the other core. The after-gates stay lazy: most steps never
         leave anything for them to read."""
-        for node in self.graph.nodes.values():
-            spec = node.spec
-            if (spec.run is not None or spec.prompt is not None) and "risk" in self.names(node):
-                self._gate("risk")
-                return
+        if any(n.starts_process and "risk" in self.names(n) for n in self.graph.nodes.values()):
+            self._gate("risk")
 
     def approval_spec(self, node: StepNode) -> ApprovalSpec:
         return node.spec.approval or self.graph.spec.defaults.approval or self.config.approval

@@ -811,9 +811,8 @@ def _plan_dir(run: RunRecord) -> str | None:
 
 
 def _starts_processes(graph: PlanGraph) -> bool:
-    """Whether a step may start a process through the spawner: shell steps, and prompts
-    (coding-agent CLIs run through the shell executor)."""
-    return any(n.spec.run is not None or n.spec.prompt is not None for n in graph.nodes.values())
+    """Whether a step may start a process through the spawner."""
+    return any(n.starts_process for n in graph.nodes.values())
 
 
 def _has_agents(graph: PlanGraph) -> bool:
