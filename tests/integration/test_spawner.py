@@ -317,14 +317,16 @@ def test_each_step_gets_exactly_its_environment_when_only_differences_are_sent(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After the first request, the helper is sent what changed since the environment it
-    keeps: a changed, a removed and an added variable, then an environment with little in
-    common (sent whole and kept), then the first again (whole again)."""
+    keeps: a changed, a removed and an added variable, then the first again (the helper must
+    undo the last step's differences: its own environment is the step's, see
+    `spawn_helper.Environment`), then an environment with little in common (sent whole and
+    kept), then the first again (whole again)."""
     base = invocation(tmp_path, "env").env
     first = {**base, "KEEP": "1", "GONE": "soon"}
     changed = {**first, "KEEP": "2"}
     trimmed = {k: v for k, v in first.items() if k != "GONE"} | {"NEW": "x=y"}
     other = {"PATH": base["PATH"], **{f"V{n}": str(n) for n in range(40)}}
-    envs = [first, changed, trimmed, other, first]
+    envs = [first, changed, trimmed, first, other, first]
     sent: list[dict[str, Any]] = []
     send = spawner_module.Spawner._send
 
@@ -355,6 +357,8 @@ def test_each_step_gets_exactly_its_environment_when_only_differences_are_sent(
         seen = dict(line.split("=", 1) for line in printed if line)
         ids = {"AGENTHQ_RUN_ID": "run-1", "AGENTHQ_STEP_ID": f"s{n}", "AGENTHQ_ATTEMPT": "1"}
         assert seen == {**env, **ids, "PWD": str(tmp_path)}, n
-    assert ["env" in request for request in sent] == [True, False, False, True, True]
+    assert ["env" in request for request in sent] == [True, False, False, False, True, True]
     assert sent[2]["unset"] == ["GONE"]
     assert sent[2]["set"] == {"AGENTHQ_STEP_ID": "s2", "NEW": "x=y"}
+    assert sent[3]["set"] == {"AGENTHQ_STEP_ID": "s3"}
+    assert sent[3]["unset"] == []

@@ -73,6 +73,52 @@ def _open_log(path: str) -> int:
         return os.open(path, _LOG_FLAGS, 0o644)
 
 
+class Environment:
+    """This process's own environment, made each step's just before the step is spawned.
+
+    Given an `env` mapping, Popen encodes all of it for every process — two `os.fsencode`
+    calls a variable, a fifth of this helper's time on W4, whose steps' 40 variables differ in
+    three. With `env=None` the child takes this process's environment as it stands, so here it
+    is kept equal to the step's by changing only the variables in which consecutive steps
+    differ. Safe because this process has one thread and reads nothing from its environment
+    (`-I` ignored the PYTHON* variables at its start)."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, str] = dict(os.environ)  # the last environment sent with "keep"
+        self.changed: set[str] = set()  # variables set now to other than their `kept` value
+
+    def become(self, request: dict[str, Any]) -> None:
+        """Make this process's environment the one `request` describes (see the module)."""
+        if "env" in request:
+            env: dict[str, str] = request["env"]
+            if request.get("keep"):
+                for name in [name for name in os.environ if name not in env]:
+                    del os.environ[name]
+                _update(env)
+                self.kept, self.changed = env, set()
+                return
+            wanted = {name: value for name, value in env.items() if self.kept.get(name) != value}
+            unset = [name for name in self.kept if name not in env]
+        else:
+            wanted, unset = request["set"], request["unset"]
+        for name in self.changed - wanted.keys() - set(unset):
+            if name in self.kept:
+                os.environ[name] = self.kept[name]
+            else:
+                os.environ.pop(name, None)
+        _update(wanted)
+        for name in unset:
+            os.environ.pop(name, None)
+        self.changed = {*wanted, *unset}
+
+
+def _update(env: dict[str, str]) -> None:
+    environ = os.environ
+    for name, value in env.items():
+        if environ.get(name) != value:
+            environ[name] = value
+
+
 class Helper:
     """The helper's whole state: its steps' processes by pidfd, and the answers not yet sent."""
 
@@ -82,7 +128,7 @@ class Helper:
         self.children: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}  # by pidfd
         self.replies: list[bytes] = []
         self.unread = b""
-        self.kept_env: dict[str, str] = {}  # the last environment sent with "keep"
+        self.environment = Environment()
 
     def serve(self) -> None:
         self.selector.register(0, selectors.EVENT_READ)
@@ -109,20 +155,9 @@ class Helper:
                 self.start(json.loads(line))
         return True
 
-    def environment(self, request: dict[str, Any]) -> dict[str, str]:
-        if "env" in request:
-            env: dict[str, str] = request["env"]
-            if request.get("keep"):
-                self.kept_env = env
-            return env
-        env = {**self.kept_env, **request["set"]}
-        for key in request["unset"]:
-            del env[key]
-        return env
-
     def start(self, request: dict[str, Any]) -> None:
         ident = request["id"]
-        request["env"] = self.environment(request)
+        self.environment.become(request)
         try:
             out = _open_log(request["out"])
         except OSError as exc:
@@ -170,7 +205,7 @@ class Helper:
         return subprocess.Popen(
             argv,
             cwd=request["cwd"],
-            env=request["env"],
+            env=None,  # this process's own, made the step's by Environment.become
             stdin=self.stdin,
             stdout=out,
             stderr=err,
