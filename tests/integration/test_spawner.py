@@ -362,3 +362,32 @@ def test_each_step_gets_exactly_its_environment_when_only_differences_are_sent(
     assert sent[2]["set"] == {"AGENTHQ_STEP_ID": "s2", "NEW": "x=y"}
     assert sent[3]["set"] == {"AGENTHQ_STEP_ID": "s3"}
     assert sent[3]["unset"] == []
+
+
+def test_the_engine_creates_a_steps_log_files_before_it_asks_the_helper(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The helper starts steps one after another; creating files there held up every step
+    queued behind it (shell._create_logs). The helper still opens them, and appends."""
+    existed: list[tuple[bool, bool]] = []
+    spawn = spawner_module.Spawner.spawn
+
+    def spy(self: spawner_module.Spawner, argv: Any, **kwargs: Any) -> spawner_module.Request:
+        existed.append((kwargs["stdout"].exists(), kwargs["stderr"].exists()))
+        return spawn(self, argv, **kwargs)
+
+    monkeypatch.setattr(spawner_module.Spawner, "spawn", spy)
+    (tmp_path / "logs").mkdir()
+
+    async def main() -> Outcome:
+        install_fast_child_watcher()
+        async with spawning():
+            await ready_spawner()
+            return await ShellExecutor().run(
+                invocation(tmp_path, "echo out; echo err >&2"), lambda *_: None
+            )
+
+    assert asyncio.run(main()).succeeded
+    assert existed == [(True, True)]
+    assert (tmp_path / "logs" / "step.1.out").read_text() == "out\n"
+    assert (tmp_path / "logs" / "step.1.err").read_text() == "err\n"

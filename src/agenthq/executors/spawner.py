@@ -1,11 +1,13 @@
 """Starting steps' processes from a helper process, so spawning runs beside the engine.
 
-A shell step costs the engine process two log files, a fork and a reap — on two cores that
-was as much CPU as all its other work for the step, and `/bin/true` steps ran at half the speed
-of a bare loop. Inside `spawning()` (the runner wraps every run in it, starting the helper at
-once when the plan has shell or coding-agent steps; otherwise the first such step starts it)
-a helper (`spawn_helper.py`, standard library only) does those three things on the other
-core; the engine sends it one line per step and learns the pid and, later, the exit status.
+A shell step costs the engine process a fork and a reap — on two cores that was as much CPU as
+all its other work for the step, and `/bin/true` steps ran at half the speed of a bare loop.
+Inside `spawning()` (the runner wraps every run in it, starting the helper at once when the
+plan has shell or coding-agent steps; otherwise the first such step starts it) a helper
+(`spawn_helper.py`, standard library only) does both on the other core; the engine sends it
+one line per step and learns the pid and, later, the exit status. The engine creates the
+step's two log files just before it sends the line (`shell._create_logs`): the helper starts
+steps one after another, and time it spent creating files held up every step queued behind.
 Stopping a step is unchanged: the engine signals its process group itself.
 
 The helper is an optimisation, never a requirement. A step spawns in the engine itself, with
