@@ -391,15 +391,13 @@ def _add_usage(line: bytes, usage: dict[str, float]) -> bool:
     return True
 
 
-_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
-
-
 def _open_log(path: Path) -> int:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
     try:
-        return os.open(path, _LOG_FLAGS, 0o644)
+        return os.open(path, flags, 0o644)
     except FileNotFoundError:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, _LOG_FLAGS, 0o644)
+        return os.open(path, flags, 0o644)
 
 
 def _create_logs(inv: Invocation) -> None:
@@ -411,7 +409,7 @@ def _create_logs(inv: Invocation) -> None:
     here fails again in the helper, which reports it as before."""
     for path in (inv.stdout_path, inv.stderr_path):
         with contextlib.suppress(OSError):
-            os.close(os.open(path, _LOG_FLAGS, 0o644))
+            os.close(_open_log(path))
 
 
 def _write_all(fd: int, data: bytes) -> None:

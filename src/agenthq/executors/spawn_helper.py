@@ -7,9 +7,9 @@ imports nothing but the standard library and is started as `python -I -S spawn_h
 (see `executors/spawner.py`, which also describes when it is used).
 
 Protocol, one JSON object per line. The engine sends
-    {"id": 7, "argv": [...], "shell": [...] | null, "cwd": "...", "env": {...}, "keep": true,
+    {"id": 7, "argv": [...], "shell": [...] | null, "cwd": "...", "env": {...},
      "out": "path", "err": "path"}
-where `keep` makes that environment the one later requests describe by their differences
+where that whole environment becomes the one later requests describe by their differences
 from it — {"set": {...}, "unset": [...]} in place of "env" (a step's environment differs from
 the last step's in its ids; encoding and decoding all of it for every step cost both
 processes more than the rest of the request). This program answers, in the order things
@@ -84,23 +84,19 @@ class Environment:
     (`-I` ignored the PYTHON* variables at its start)."""
 
     def __init__(self) -> None:
-        self.kept: dict[str, str] = dict(os.environ)  # the last environment sent with "keep"
+        self.kept: dict[str, str] = dict(os.environ)  # the last whole environment sent
         self.changed: set[str] = set()  # variables set now to other than their `kept` value
 
     def become(self, request: dict[str, Any]) -> None:
         """Make this process's environment the one `request` describes (see the module)."""
         if "env" in request:
             env: dict[str, str] = request["env"]
-            if request.get("keep"):
-                for name in [name for name in os.environ if name not in env]:
-                    del os.environ[name]
-                _update(env)
-                self.kept, self.changed = env, set()
-                return
-            wanted = {name: value for name, value in env.items() if self.kept.get(name) != value}
-            unset = [name for name in self.kept if name not in env]
-        else:
-            wanted, unset = request["set"], request["unset"]
+            for name in [name for name in os.environ if name not in env]:
+                del os.environ[name]
+            _update(env)
+            self.kept, self.changed = env, set()
+            return
+        wanted, unset = request["set"], request["unset"]
         for name in self.changed - wanted.keys() - set(unset):
             if name in self.kept:
                 os.environ[name] = self.kept[name]

@@ -156,7 +156,7 @@ class Spawner:
             if len(changed) + len(removed) <= _MOST_ENV_CHANGES:
                 return {"set": changed, "unset": removed}
         self._kept_env = dict(env)
-        return {"env": self._kept_env, "keep": True}
+        return {"env": self._kept_env}
 
     async def aclose(self) -> None:
         """End the helper; steps it started and that still run are left running."""
