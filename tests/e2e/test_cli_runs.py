@@ -209,3 +209,22 @@ def test_a_command_exits_without_teardown_yet_nothing_it_printed_is_lost(cli: Cl
     missing = cli("status", "no-such-run")
     assert missing.code == 2
     assert "no run 'no-such-run'" in missing.err
+
+
+def test_the_command_sets_up_without_the_collector_yet_collects_while_it_runs(cli: Cli) -> None:
+    """`agenthq` freezes what it built while setting up and runs with the collector on (see
+    cli/startup_gc.py): a step running inside the engine process reports what it sees."""
+    cli.write(
+        "probe.py",
+        """
+        import gc
+
+        def collector(ctx):
+            return {"enabled": gc.isenabled(), "frozen": gc.get_freeze_count()}
+        """,
+    )
+    cli.write("gc.yaml", "name: gc\nsteps:\n  - id: probe\n    uses: probe:collector\n")
+    cli("run", "gc.yaml", "--quiet", check=True)
+    [step] = cli("status", "last", "--json", check=True).json()["steps"]
+    assert step["outputs"]["enabled"] is True
+    assert step["outputs"]["frozen"] > 10_000  # the modules, plan and store it set up

@@ -16,6 +16,7 @@ from typing import NoReturn
 
 import typer
 
+from agenthq.cli import startup_gc
 from agenthq.errors import AgentHQError, InputError, NotFoundError, StateError, StoreError
 
 EXIT_OK = 0
@@ -89,7 +90,8 @@ def _register() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    _register()
+    with startup_gc.setting_up():
+        _register()
     try:
         result = app(args=argv, standalone_mode=False)
     except AgentHQError as error:
@@ -126,8 +128,10 @@ def command() -> NoReturn:
     matters still happens: with another thread running, the exit is the normal one (which
     waits for it); the exit handlers run (logging's flush, temporary files, a server's
     child processes); stdout and stderr are flushed. In-process callers of main() (tests,
-    embedding) are unaffected.
+    embedding) are unaffected. For the same reason only this arms `startup_gc`: the collector
+    stays off while a command sets up (see cli/startup_gc.py).
     """
+    startup_gc.arm()
     code = main()
     if threading.active_count() > 1:
         sys.exit(code)

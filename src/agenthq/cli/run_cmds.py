@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agenthq.cli import common
+from agenthq.cli import common, startup_gc
 from agenthq.states import RunState
 
 if TYPE_CHECKING:
@@ -86,13 +86,17 @@ def run(
     from agenthq.spec.load import load_plan
     from agenthq.spec.params import parse_param_args
 
-    config = common.settings()
-    loaded = load_plan(plan)
-    values = parse_param_args(param or [])
-    runner = runner_for(config)
-    record = runner.start(
-        loaded, params=values, workspace=workspace, max_workers=max_workers or config.max_workers
-    )
+    with startup_gc.setting_up():
+        config = common.settings()
+        loaded = load_plan(plan)
+        values = parse_param_args(param or [])
+        runner = runner_for(config)
+        record = runner.start(
+            loaded,
+            params=values,
+            workspace=workspace,
+            max_workers=max_workers or config.max_workers,
+        )
     if detach:
         from agenthq.engine.ownership import QUEUED
 
@@ -241,17 +245,18 @@ def rollback(
 
 
 def runner_for(config: Settings) -> Runner:
-    from agenthq.engine.runner import Runner
+    with startup_gc.setting_up():
+        from agenthq.engine.runner import Runner
 
-    gates = common.gate_config(config)
-    agents = common.agent_specs(config)
-    return Runner(
-        common.store(config),
-        home=config.home,
-        gates=gates,
-        agents=agents,
-        spawner=config.spawner,
-    )
+        gates = common.gate_config(config)
+        agents = common.agent_specs(config)
+        return Runner(
+            common.store(config),
+            home=config.home,
+            gates=gates,
+            agents=agents,
+            spawner=config.spawner,
+        )
 
 
 def _execute(
