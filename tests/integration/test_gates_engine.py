@@ -283,18 +283,21 @@ def test_the_secrets_gate_reads_the_steps_that_wrote_something_and_only_those(
         .step("quiet", run="true")
         .step("loud", run=f"echo {token}")
         .step("grumbles", run=f"sh -c 'echo {token} >&2'")
-        .step("python", uses="agenthq.builtin:noop")
+        .step("python", uses="agenthq.builtin:noop")  # no `ctx`: its logs are not looked at
+        .step("python-logs", uses="agenthq.builtin:echo", with_={"text": token})  # logs via ctx
     )
     config = GateConfig(policy=Policy(allow=("echo *", "sh -c *")))
     run = make_runner(store, tmp_path, home, config).run(plan, workspace=workspace)
     after = {g.step_id: g.outcome for g in store.get_gate_results(run.id) if g.phase == "after"}
-    assert after == {"loud": "refuse", "grumbles": "refuse"}  # nothing to read elsewhere
+    # nothing to read elsewhere
+    assert after == {"loud": "refuse", "grumbles": "refuse", "python-logs": "refuse"}
     states = step_states(store, run.id)
     assert states == {
         "quiet": "succeeded",
         "loud": "failed",
         "grumbles": "failed",
         "python": "succeeded",
+        "python-logs": "failed",
     }
 
 

@@ -117,6 +117,7 @@ def test_async_function_runs_on_the_loop_and_opens_no_file(tmp_path: Path) -> No
     assert outcome.outputs == {"sum": 5}
     assert threads == [threading.get_ident()]
     assert not (tmp_path / "logs").exists()
+    assert outcome.wrote_logs is False  # without ctx it could not: the after-gates skip it
 
 
 def test_noop_builtin(tmp_path: Path) -> None:
@@ -142,6 +143,7 @@ def test_ctx_is_passed_and_logs_masked_lines(tmp_path: Path) -> None:
     }
     log = (tmp_path / "logs" / "step.3.out").read_text()
     assert log == "hello world ***\nsecond line\n"
+    assert outcome.wrote_logs is None  # a step with ctx may log: its files are looked at
 
 
 def test_functions_without_ctx_do_not_get_it(tmp_path: Path) -> None:

@@ -90,7 +90,8 @@ class PythonExecutor:
             return _timed_out(timeout or 0.0, in_thread=not is_async)
         except (Exception, SystemExit) as exc:  # sys.exit() in a step fails the step only
             return _raised(exc, invocation)
-        return _returned(result, invocation.mask)
+        # Without `ctx` a callable has no way to its log files: the after-gates need not look.
+        return _returned(result, invocation.mask, wrote_logs=None if takes_ctx else False)
 
 
 class _ExpiredError(Exception):
@@ -191,22 +192,27 @@ def _raised(exc: BaseException, invocation: Invocation) -> Outcome:
     return Outcome(FailureClass.EXECUTION, error=invocation.mask(message))
 
 
-def _returned(result: Any, mask: Masker) -> Outcome:
+def _returned(result: Any, mask: Masker, *, wrote_logs: bool | None) -> Outcome:
     """A mapping is the outputs, None is none, anything else is `{"result": value}`."""
     if result is None:
-        return Outcome(None)
+        return Outcome(None, wrote_logs=wrote_logs)
     outputs = dict(result) if isinstance(result, Mapping) else {"result": result}
     for key, value in outputs.items():
         if not isinstance(key, str):
-            return Outcome(FailureClass.EXECUTION, error=f"output key {key!r} is not a string")
+            return Outcome(
+                FailureClass.EXECUTION,
+                error=f"output key {key!r} is not a string",
+                wrote_logs=wrote_logs,
+            )
         try:
             json.dumps(value)
         except (TypeError, ValueError) as exc:
             return Outcome(
                 FailureClass.EXECUTION,
                 error=mask(f"output {key!r} is not JSON-serialisable: {exc}"),
+                wrote_logs=wrote_logs,
             )
-    return Outcome(None, outputs=outputs)
+    return Outcome(None, outputs=outputs, wrote_logs=wrote_logs)
 
 
 def _append(path: Path, text: str) -> None:
