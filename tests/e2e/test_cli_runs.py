@@ -228,3 +228,22 @@ def test_the_command_sets_up_without_the_collector_yet_collects_while_it_runs(cl
     [step] = cli("status", "last", "--json", check=True).json()["steps"]
     assert step["outputs"]["enabled"] is True
     assert step["outputs"]["frozen"] > 10_000  # the modules, plan and store it set up
+
+
+def test_a_quiet_run_never_imports_rich(cli: Cli) -> None:
+    """Rich is imported where something is drawn (cli/render.py): scripts and CI that ask for
+    plain or JSON output never pay for it."""
+    cli.write(
+        "probe.py",
+        """
+        import sys
+
+        def drawn(ctx):
+            return {"rich": sorted(m for m in sys.modules if m.split(".")[0] == "rich")}
+        """,
+    )
+    cli.write("rich.yaml", "name: r\nsteps:\n  - id: probe\n    uses: probe:drawn\n")
+    for flags in (["--quiet"], ["--json"], []):  # [] prints plain lines: not a terminal
+        cli("run", "rich.yaml", *flags, check=True)
+        [step] = cli("status", "last", "--json", check=True).json()["steps"]
+        assert step["outputs"]["rich"] == [], flags

@@ -7,9 +7,6 @@ import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from agenthq.cli import common
 from agenthq.errors import InputError
@@ -59,6 +56,10 @@ def alerts(
     if not found:
         print("no open alert" if state == "open" else "no alert")
         return
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("id", "severity", "rule", "state", "count", "last seen", "message"):
         table.add_column(column, overflow="fold")

@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from agenthq.cli import common
 from agenthq.events.serialize import automation_json, fire_json
@@ -126,6 +124,9 @@ def _listing(kinds: tuple[str, ...], json_output: bool, title: str) -> None:
             f"no {title}; `agenthq {'schedule' if 'schedule' in kinds else 'triggers'} add PLAN` registers one"
         )
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in ("id", "plan", "when", "state", "next", "last"):
         table.add_column(column)

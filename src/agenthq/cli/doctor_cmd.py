@@ -7,8 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.text import Text
 
 from agenthq.cli import common
 
@@ -87,6 +85,9 @@ def doctor(
             }
         )
     else:
+        from rich.console import Console
+        from rich.text import Text
+
         console = Console()
         for f in findings:
             mark, style = _MARK[f.level]

@@ -7,8 +7,6 @@ import time
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from agenthq import messages
 from agenthq.cli import common
@@ -78,6 +76,9 @@ def inbox(
     if not found:
         print(f"no {'' if show_all else 'unread '}message for {who}")
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("id", "from", "sent", "subject", "body"):
         table.add_column(column, overflow="fold")

@@ -1,4 +1,8 @@
-"""How runs look in a terminal: a Rich live view on a TTY, plain lines elsewhere."""
+"""How runs look in a terminal: a Rich live view on a TTY, plain lines elsewhere.
+
+Rich is imported where something is drawn: `run --quiet`, `--json` and plain output never
+need it, and importing it cost every command 30-40 ms.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +11,16 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console, Group
-from rich.live import Live
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
-
 from agenthq.engine.scheduler import Progress
 from agenthq.spec.durations import format_duration
 from agenthq.states import RunState, StepState
 from agenthq.store.api import BreakerRecord, RunRecord, StepRecord
 
 if TYPE_CHECKING:
+    from rich.console import Console, Group
+    from rich.table import Table
+    from rich.text import Text
+
     from agenthq.agents.roster import AgentStatus
 
 STATE_STYLE: Mapping[str, str] = {
@@ -53,6 +55,8 @@ ORDER = [s.value for s in StepState]
 
 
 def styled_state(state: str) -> Text:
+    from rich.text import Text
+
     return Text(state, style=STATE_STYLE.get(state, ""))
 
 
@@ -81,6 +85,8 @@ class LiveView:
     """A live panel: a progress bar, counts by state, the steps running now."""
 
     def __init__(self, console: Console, title: str) -> None:
+        from rich.live import Live
+
         self.console = console
         self.title = title
         self.started = time.monotonic()
@@ -112,6 +118,10 @@ class LiveView:
         self.live.update(self._render(progress))
 
     def _render(self, progress: Progress) -> Group:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+        from rich.text import Text
+
         done = sum(n for s, n in progress.counts.items() if StepState(s).finished)
         bar = ProgressBar(total=max(progress.total, 1), completed=done, width=40)
         elapsed = format_duration(time.monotonic() - self.started)
@@ -143,6 +153,8 @@ class LiveView:
 
 
 def runs_table(runs: Sequence[RunRecord]) -> Table:
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("run", "plan", "state", "steps", "created", "duration"):
         table.add_column(column)
@@ -161,6 +173,8 @@ def runs_table(runs: Sequence[RunRecord]) -> Table:
 
 
 def steps_table(steps: Sequence[StepRecord]) -> Table:
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("step", "state", "attempts", "failure", "duration", "note"):
         table.add_column(column, overflow="fold")
@@ -177,6 +191,8 @@ def steps_table(steps: Sequence[StepRecord]) -> Table:
 
 
 def run_header(run: RunRecord) -> Text:
+    from rich.text import Text
+
     return Text.assemble(
         ("run ", "dim"),
         (run.id, "bold"),
@@ -217,6 +233,10 @@ _AGENT_STYLE = {
 
 
 def agents_table(statuses: Sequence[AgentStatus], breakers: Mapping[str, BreakerRecord]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("agent", "kind", "state", "load", "fail 24h", "risk", "capabilities", "note"):
         table.add_column(column, overflow="fold")

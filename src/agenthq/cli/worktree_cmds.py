@@ -8,9 +8,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.syntax import Syntax
-from rich.table import Table
 
 from agenthq.cli import common
 from agenthq.errors import NotFoundError
@@ -53,6 +50,9 @@ def worktrees(
     if not rows:
         print("no worktree kept" + ("" if show_all else " (--all lists merged ones too)"))
         return
+    from rich.console import Console
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold", pad_edge=False)
     for column in ("run", "step", "attempt", "state", "branch", "path"):
         table.add_column(column, overflow="fold")
@@ -101,6 +101,9 @@ def diff(
     if not text:
         print(f"{step} attempt {row.attempt} changed nothing")
     elif sys.stdout.isatty():
+        from rich.console import Console
+        from rich.syntax import Syntax
+
         Console().print(Syntax(text, "diff", theme="ansi_dark", background_color="default"))
     else:
         sys.stdout.write(text)
