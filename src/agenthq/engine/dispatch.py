@@ -28,6 +28,7 @@ from agenthq.executors.masking import mask_structure
 from agenthq.gates.base import GateResult, StepFacts
 from agenthq.gates.base import Outcome as GateOutcome
 from agenthq.graph import PlanGraph, StepNode
+from agenthq.records import record
 from agenthq.spec import templating
 from agenthq.spec.agents import WorkspaceMode
 from agenthq.spec.callables import CallableError, resolve_callable
@@ -38,7 +39,7 @@ Lookup = Callable[[str], tuple[StepState, Mapping[str, Any]]]
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9_.\[\]-]")
 
 
-@dataclass(frozen=True)
+@record
 class Finished:
     """One attempt's end, as the scheduler records it."""
 

@@ -9,18 +9,18 @@ the failure model learns from what it will be shown when it is asked before a st
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from agenthq.engine.dispatch import Finished, Prepared
 from agenthq.gates.base import GateResult
 from agenthq.ml.features import command_family
+from agenthq.records import record
 from agenthq.store.api import TelemetryRow
 
 __all__ = ["Dispatched", "TelemetryLog", "kind_of", "risk_of"]
 
 
-@dataclass(frozen=True)
+@record
 class Dispatched:
     step: str
     kind: str

@@ -7,9 +7,9 @@ knows to revisit it); `skipped` means the step's rule or `when` decided against 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 
+from agenthq.records import record
 from agenthq.spec.models import TriggerRule
 from agenthq.states import StepState
 
@@ -22,7 +22,7 @@ class Verdict(StrEnum):
     BLOCK = "block"
 
 
-@dataclass(frozen=True)
+@record
 class TriggerDecision:
     verdict: Verdict
     reason: str = ""

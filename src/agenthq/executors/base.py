@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from agenthq.records import record
 from agenthq.states import FailureClass
 
 Masker = Callable[[str], str]
@@ -56,7 +57,7 @@ class AgentCall:
     output_per_mtok: float | None = None
 
 
-@dataclass(frozen=True)
+@record
 class Invocation:
     """Everything needed to run one attempt of one step, already rendered."""
 
@@ -77,7 +78,7 @@ class Invocation:
     agent: AgentCall | None = None  # cli / llm steps
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     """How an attempt ended. `failure_class` is None exactly when it succeeded."""
 

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from agenthq.executors.procs import pidfds_work
+from agenthq.records import record
 
 HELPER = Path(__file__).with_name("spawn_helper.py")
 _CLOSE_SECONDS = 5.0
@@ -56,7 +57,7 @@ class SpawnerGoneError(Exception):
     """The helper is not running (any more): spawn in this process instead."""
 
 
-@dataclass(frozen=True)
+@record
 class Spawned:
     pid: int  # also its process group: it leads a new session
     start_ticks: int | None  # when it started, read by its parent (see executors/procs.py)

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
+
+from agenthq.records import record
 
 
 class Outcome(StrEnum):
@@ -33,7 +35,7 @@ class Phase(StrEnum):
     AFTER = "after"  # after it ran: may its result stand?
 
 
-@dataclass(frozen=True)
+@record
 class GateResult:
     gate: str
     outcome: Outcome
@@ -43,7 +45,7 @@ class GateResult:
     duration_ms: float = 0.0
 
 
-@dataclass(frozen=True)
+@record
 class StepFacts:
     """Everything a gate may look at. Built by the engine; gates never query the store."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
 
+from agenthq.records import record
 from agenthq.states import FailureClass, RunState, StepState
 
 
@@ -86,7 +87,7 @@ class RunControl:
     pause_requested: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class StepRecord:
     run_id: str
     step_id: str
@@ -158,7 +159,7 @@ class NewRun:
     owner: str | None = None  # "queued": created for `agenthq serve` to execute
 
 
-@dataclass(frozen=True)
+@record
 class StepChange:
     """Move one step from `from_state` to `to_state`, setting `fields` on its row.
 
@@ -187,7 +188,7 @@ class RunChange:
     details: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@record
 class AttemptStart:
     run_id: str
     step_id: str
@@ -198,7 +199,7 @@ class AttemptStart:
     owner: str | None
 
 
-@dataclass(frozen=True)
+@record
 class TelemetryRow:
     """One finished attempt as the failure model sees it: what was known when it was
     dispatched, and how it ended. History features (failures in the last day, the step's usual
@@ -266,7 +267,7 @@ class Claim:
     lease_expires_at: float
 
 
-@dataclass(frozen=True)
+@record
 class AttemptUpdate:
     """Set fields of an existing attempt: pid/pgid/proc_start once spawned, or its end
     (state, finished_at, exit_code, failure_class, error; owner: the worker that ran it)."""
@@ -291,7 +292,7 @@ class NewEvent:
 # ---- safety gates: what they decided, who approved, which agents are held ---------------------
 
 
-@dataclass(frozen=True)
+@record
 class GateRecord:
     """One gate's answer for one attempt of one step."""
 
