@@ -331,6 +331,17 @@ def test_a_second_attempt_appends_and_reports_only_its_own_output(via: str, tmp_
 
 
 @pytest.mark.parametrize("via", VIA)
+def test_the_outcome_says_whether_this_attempt_wrote_to_its_logs(via: str, tmp_path: Path) -> None:
+    """The after-gates read a step's logs only when they grew (engine/dispatch.py)."""
+    assert run(invocation(tmp_path, "echo out"), via=via).wrote_logs is True
+    assert run(invocation(tmp_path, "echo err >&2; exit 3"), via=via).wrote_logs is True
+    quiet = run(invocation(tmp_path, "true"), via=via)  # the same files, already written to
+    assert quiet.succeeded
+    assert quiet.wrote_logs is False
+    assert run(invocation(tmp_path, "exit 4"), via=via).wrote_logs is False
+
+
+@pytest.mark.parametrize("via", VIA)
 def test_log_files_that_cannot_be_created_say_so(via: str, tmp_path: Path) -> None:
     (tmp_path / "file").write_text("not a directory")
     out = tmp_path / "file" / "step.out"

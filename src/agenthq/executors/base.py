@@ -89,8 +89,8 @@ class Outcome:
     usage: Mapping[str, float] = field(default_factory=dict)  # tokens; `cost_usd` is money
     session_id: str | None = None  # a coding agent's conversation, for the next attempt
     ran_on: str | None = None  # the `agenthq worker` that ran it, when not this process
-    # False: the attempt had no way to write its log files, so nobody needs to look at them
-    # (a Python callable without `ctx`); None: it may have.
+    # False: the attempt wrote nothing to its log files, so nobody needs to look at them (a
+    # Python callable without `ctx`, a shell step whose logs did not grow); None: it may have.
     wrote_logs: bool | None = None
 
     @property

@@ -336,9 +336,13 @@ def _timed_out(inv: Invocation) -> Outcome:
 
 
 def _ended(returncode: int, inv: Invocation, logs: _Written) -> Outcome:
+    # Each log's size, once: they tell the result, and whether the after-gates need to read
+    # the logs at all (asking them again cost four more system calls a step).
+    out_size, err_size = _size(logs.stdout_path), _size(logs.stderr_path)
+    wrote = out_size > logs.stdout_start or err_size > logs.stderr_start
     if returncode == 0:
-        outputs, usage = _parse_stdout(logs.new_stdout())
-        return Outcome(None, exit_code=0, outputs=outputs, usage=usage)
+        outputs, usage = _parse_stdout(logs.new_stdout(out_size))
+        return Outcome(None, exit_code=0, outputs=outputs, usage=usage, wrote_logs=wrote)
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name
@@ -347,11 +351,17 @@ def _ended(returncode: int, inv: Invocation, logs: _Written) -> Outcome:
         error = f"killed by {name} (exit code {returncode})"
     else:
         error = f"exit code {returncode}"
-    tail = logs.stderr_tail()
+    tail = logs.stderr_tail(err_size)
     if tail:
         error = f"{error}: {tail}"
-    _, usage = _parse_stdout(logs.new_stdout())  # a failed attempt's spending still counts
-    return Outcome(FailureClass.EXECUTION, exit_code=returncode, error=inv.mask(error), usage=usage)
+    _, usage = _parse_stdout(logs.new_stdout(out_size))  # a failed attempt's spending counts
+    return Outcome(
+        FailureClass.EXECUTION,
+        exit_code=returncode,
+        error=inv.mask(error),
+        usage=usage,
+        wrote_logs=wrote,
+    )
 
 
 def _infrastructure(inv: Invocation, message: str) -> Outcome:
@@ -427,9 +437,10 @@ class _Written:
     stdout_start: int
     stderr_start: int
 
-    def new_stdout(self) -> bytes:
-        """What this attempt wrote to stdout, when it is small enough to be a result."""
-        size = _size(self.stdout_path) - self.stdout_start
+    def new_stdout(self, size_now: int) -> bytes:
+        """What this attempt wrote to stdout (`size_now` long now), when it is small enough
+        to be a result."""
+        size = size_now - self.stdout_start
         if size <= 0 or size > OUTPUTS_MAX_BYTES:
             return b""
         try:
@@ -439,9 +450,8 @@ class _Written:
         except OSError:  # removed or replaced meanwhile: then it holds no result of ours
             return b""
 
-    def stderr_tail(self) -> str:
-        """The last non-empty line this attempt wrote to stderr, shortened."""
-        size = _size(self.stderr_path)
+    def stderr_tail(self, size: int) -> str:
+        """The last non-empty line this attempt wrote to stderr (`size` long now), shortened."""
         start = max(self.stderr_start, size - _TAIL_BYTES)
         if size <= start:
             return ""
