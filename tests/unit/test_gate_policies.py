@@ -327,3 +327,25 @@ def test_prepare_loads_the_shell_parser_for_a_plan_with_shell_steps_only(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert result.stdout.strip() == str(loaded)
+
+
+@pytest.mark.parametrize(
+    ("wrote", "out_text", "applies"),
+    [
+        (True, None, True),  # the executor says it wrote: no file is asked (there is none)
+        (False, "ghp_token\n", False),  # it says it did not: the files are not read
+        (None, "ghp_token\n", True),  # it cannot tell: the files are asked
+        (None, "", False),
+    ],
+    ids=["wrote", "did-not-write", "unknown-with-output", "unknown-empty"],
+)
+def test_the_secrets_gate_applies_after_a_step_by_the_executors_word_on_its_logs(
+    tmp_path: Path, wrote: bool | None, out_text: str | None, applies: bool
+) -> None:
+    plan = agenthq.Plan("p").step("sh", run="ls", gates=["secrets"])
+    pipeline = GatePipeline(GateConfig(), compile_plan(plan.spec()), tmp_path)
+    stdout, stderr = tmp_path / "sh.1.out", tmp_path / "sh.1.err"
+    if out_text is not None:
+        stdout.write_text(out_text)
+    node = pipeline.graph.nodes["sh"]
+    assert pipeline.after_applies(node, stdout, stderr, wrote) is applies

@@ -306,14 +306,9 @@ class Dispatcher:
                     FailureClass.EXECUTION, exit_code=outcome.exit_code, error=str(exc)
                 )
         gates: tuple[GateResult, ...] = ()
-        # Asking whether a log file holds anything is two system calls; W3 asked 10,000 times
-        # about files its steps had no way to write (4 % of its run).
-        logs_to_scan = (
-            (invocation.stdout_path, invocation.stderr_path)
-            if outcome.wrote_logs is not False
-            else (None, None)
-        )
-        if self.gating is not None and self.gating.after_applies(node, *logs_to_scan):
+        if self.gating is not None and self.gating.after_applies(
+            node, invocation.stdout_path, invocation.stderr_path, outcome.wrote_logs
+        ):
             facts = StepFacts(
                 run_id=self.run_id,
                 step_id=node.id,

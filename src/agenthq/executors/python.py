@@ -90,7 +90,7 @@ class PythonExecutor:
             return _timed_out(timeout or 0.0, in_thread=not is_async)
         except (Exception, SystemExit) as exc:  # sys.exit() in a step fails the step only
             return _raised(exc, invocation)
-        # Without `ctx` a callable has no way to its log files: the after-gates need not look.
+        # Without `ctx` a callable has no way to write its logs: the after-gates need not look.
         return _returned(result, invocation.mask, wrote_logs=None if takes_ctx else False)
 
 
