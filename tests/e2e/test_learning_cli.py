@@ -91,11 +91,23 @@ def test_train_eval_status_predict(cli: Cli) -> None:
     calm = predict("--command", "sh deploy.sh 7 99", "--agent", "steady", "--parallelism", "14")
     assert busy["family"] == "sh deploy.sh"
     assert busy["model_used_by_risk_gate"] is True
-    # A bare command has no step history: the model still ranks it, with less confidence.
-    assert float(busy["probability"]) > float(calm["probability"])  # type: ignore[arg-type]
-    assert busy["risk_points"] == round(25 * float(busy["probability"]))  # type: ignore[arg-type]
+    # A bare command borrows the history of the step that last ran its family for its agent.
+    assert busy["history_of"] == "nightly/deploy"
+    assert calm["history_of"] == "nightly/ship"
+    busy_p, calm_p = float(busy["probability"]), float(calm["probability"])  # type: ignore[arg-type]
+    assert busy_p > calm_p + 0.04
+    assert busy_p > 2 * calm_p
+    assert busy["risk_points"] == round(25 * busy_p)
+    unseen = predict("--command", "make build", "--agent", "flaky")
+    assert unseen["family"] == "make build"
+    assert unseen["history_of"] is None
+    said = cli("model", "predict", "--command", "sh deploy.sh 1 2", "--agent", "flaky").out
+    assert "judged with the history of step deploy of plan nightly" in said
+    said = cli("model", "predict", "--command", "make build").out
+    assert "no step has run this family for this agent" in said
     step = predict("nightly.yaml", "--step", "deploy", "--parallelism", "14")
     assert step["agent"] == "flaky"
+    assert step["history_of"] == "nightly/deploy"
     assert step["family"] == "sh deploy.sh"
     ship = predict("nightly.yaml", "--step", "ship", "--parallelism", "14")
     deploy_p, ship_p = float(step["probability"]), float(ship["probability"])  # type: ignore[arg-type]

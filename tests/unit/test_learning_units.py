@@ -101,6 +101,19 @@ def test_derive_never_counts_an_attempt_that_had_not_finished() -> None:
     assert features[0]["step_median_s"] == -1.0
 
 
+def test_a_command_family_remembers_the_step_that_last_ran_it_for_each_agent() -> None:
+    history = History()
+    assert history.step_running("make build", "a") is None
+    history.add(row(1, start=0, end=5, step="build"))
+    history.add(row(2, start=1, end=6, step="rebuild", outcome="failed"))
+    history.add(row(3, start=2, end=7, step="other", agent=None))
+    history.add(row(4, start=3, end=8, step="late", outcome="cancelled"))  # taught nothing
+    assert history.step_running("make build", "a") == ("p", "rebuild")
+    assert history.step_running("make build", None) == ("p", "other")
+    assert history.step_running("make build", "b") is None
+    assert history.step_running("make test", "a") is None
+
+
 def test_cancelled_attempts_teach_nothing() -> None:
     history = History()
     history.add(row(1, start=0, end=1, outcome="cancelled"))

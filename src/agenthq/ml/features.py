@@ -163,6 +163,8 @@ class History:
         self._step_failures: dict[tuple[str, str], deque[float]] = {}
         self._agent_record: dict[str, list[int]] = {}  # [attempts, failures]
         self._durations: dict[tuple[str, str], deque[float]] = {}
+        # (family, agent) -> the (plan, step) that last finished an attempt of it
+        self._latest_step: dict[tuple[str, str], tuple[str, str]] = {}
         self.latest_finish = 0.0
 
     def add(self, row: TelemetryRow) -> None:
@@ -173,6 +175,8 @@ class History:
         record = self._agent_record.setdefault(agent, [0, 0])
         record[0] += 1
         key = (row.plan, row.step)
+        if row.family is not None:
+            self._latest_step[(row.family, agent)] = key
         if row.outcome == "failed":
             record[1] += 1
             self._agent_failures.setdefault(agent, deque()).append(row.finished_at)
@@ -186,6 +190,13 @@ class History:
         agent never seen is 0.5, not 0 or undefined). This alone is the baseline model."""
         attempts, failures = self._agent_record.get(agent or NO_AGENT, (0, 0))
         return (failures + 1) / (attempts + 2)
+
+    def step_running(self, family: str, agent: str | None) -> tuple[str, str] | None:
+        """The (plan, step) that last finished an attempt of this command family for this
+        agent: a bare command borrows its history, since the step history the model leans
+        on is kept per step, and a candidate without one looks like a step's very first
+        attempt — which the model has seen too rarely to judge."""
+        return self._latest_step.get((family, agent or NO_AGENT))
 
     def features(self, c: Candidate) -> dict[str, Any]:
         agent = c.agent or NO_AGENT
