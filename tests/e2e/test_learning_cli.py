@@ -104,7 +104,7 @@ def test_train_eval_status_predict(cli: Cli) -> None:
     said = cli("model", "predict", "--command", "sh deploy.sh 1 2", "--agent", "flaky").out
     assert "judged with the history of step deploy of plan nightly" in said
     said = cli("model", "predict", "--command", "make build").out
-    assert "no step has run this family for this agent" in said
+    assert "no step has run it or its family for this agent" in said
     step = predict("nightly.yaml", "--step", "deploy", "--parallelism", "14")
     assert step["agent"] == "flaky"
     assert step["history_of"] == "nightly/deploy"

@@ -8,6 +8,7 @@ of 80 shell steps, ~25 s on two cores.
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -255,6 +256,48 @@ def test_the_risk_gate_adds_the_models_points_and_the_row_keeps_the_prediction(
     # The model's points never make a command a person must approve here: 35 + 25 < 80,
     # and the allow rule still decides — but the score people see says what the model thinks.
     assert run.state in ("failed", "succeeded")
+
+
+def test_a_new_plans_step_is_judged_by_the_history_of_its_command_family(
+    project: Path, installed: Path, store: Store
+) -> None:
+    """A plan never run before has no step history; its `sh deploy.sh` step by flaky is
+    judged with nightly/deploy's, and steady's with nightly/ship's, so the ranking the model
+    learned for the deploys carries over."""
+    (project / "release.yaml").write_text(
+        textwrap.dedent(
+            """\
+            name: release
+            defaults: {retry: {max_attempts: 1}}
+            steps:
+              - id: push
+                agent: flaky
+                foreach: [1, 2, 3, 4, 5, 6]
+                run: sh deploy.sh {{ item }} 2
+              - id: tell
+                agent: steady
+                foreach: [1, 2, 3, 4, 5, 6]
+                run: sh deploy.sh {{ item }} 99
+            """
+        )
+    )
+    runner = Runner(store, home=installed, environ={}, gates=history.gate_config())
+    run = runner.run(load_plan(project / "release.yaml"), workspace=project, max_workers=12)
+    risk = {
+        g.step_id: g.details["predicted_failure"]
+        for g in store.get_gate_results(run.id)
+        if g.gate == "risk"
+    }
+    push = [p for step, p in risk.items() if step.startswith("push[")]
+    tell = [p for step, p in risk.items() if step.startswith("tell[")]
+    assert len(push) == len(tell) == 6
+    assert max(push) > max(2 * max(tell), max(tell) + 0.04)
+    # All twelve started at once, none with a finished attempt of its own: the features the
+    # export and the next training see are the borrowed ones (deploys failed within the day;
+    # the ships, which never fail, have a usual duration).
+    seen = {row.step_id: f for row, f in derive(store.list_telemetry()) if row.run_id == run.id}
+    assert all(f["step_failures_24h"] >= 1 for s, f in seen.items() if s.startswith("push["))
+    assert all(f["step_median_s"] > 0 for s, f in seen.items() if s.startswith("tell["))
 
 
 def test_a_person_asked_about_a_step_sees_the_models_prediction(

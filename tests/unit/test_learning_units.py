@@ -101,17 +101,45 @@ def test_derive_never_counts_an_attempt_that_had_not_finished() -> None:
     assert features[0]["step_median_s"] == -1.0
 
 
-def test_a_command_family_remembers_the_step_that_last_ran_it_for_each_agent() -> None:
+def test_a_step_without_history_borrows_the_last_one_of_its_family_and_agent() -> None:
     history = History()
-    assert history.step_running("make build", "a") is None
-    history.add(row(1, start=0, end=5, step="build"))
+
+    def candidate(
+        step: str, agent: str | None = "a", family: str | None = "make build"
+    ) -> Candidate:
+        return Candidate("p", step, agent, "shell", family, None, 0, 1, 0, 1, 10.0)
+
+    assert history.history_of(candidate("new")) is None
+    history.add(row(1, start=0, end=5, step="build"))  # 5 s
     history.add(row(2, start=1, end=6, step="rebuild", outcome="failed"))
     history.add(row(3, start=2, end=7, step="other", agent=None))
     history.add(row(4, start=3, end=8, step="late", outcome="cancelled"))  # taught nothing
-    assert history.step_running("make build", "a") == ("p", "rebuild")
-    assert history.step_running("make build", None) == ("p", "other")
-    assert history.step_running("make build", "b") is None
-    assert history.step_running("make test", "a") is None
+    assert history.history_of(candidate("new")) == ("p", "rebuild")
+    borrowed = history.features(candidate("new"))
+    assert borrowed["step_failures_24h"] == 1
+    assert borrowed["step_median_s"] == -1.0  # rebuild never succeeded
+    # A step with a finished attempt of its own is judged on its own history.
+    assert history.history_of(candidate("build")) == ("p", "build")
+    own = history.features(candidate("build"))
+    assert (own["step_failures_24h"], own["step_median_s"]) == (0, 5.0)
+    assert history.history_of(candidate("new", agent=None)) == ("p", "other")
+    assert history.history_of(candidate("late")) == ("p", "rebuild")
+    for stranger in (candidate("new", agent="b"), candidate("new", family="make test")):
+        assert history.history_of(stranger) is None
+        assert history.features(stranger)["step_median_s"] == -1.0
+    assert history.history_of(candidate("new", family=None)) is None
+
+
+def test_training_rows_borrow_the_same_way() -> None:
+    rows = [
+        row(1, start=0, end=10, step="deploy", outcome="failed"),
+        row(2, start=20, end=30, step="release"),  # a new step of the same family and agent
+        row(3, start=40, end=45, step="release"),
+    ]
+    features = [f for _, f in derive(rows)]
+    assert features[1]["step_failures_24h"] == 1  # deploy's, as a live prediction would see
+    assert features[2]["step_failures_24h"] == 0  # its own, once it has one
+    assert features[2]["step_median_s"] == 10.0
 
 
 def test_cancelled_attempts_teach_nothing() -> None:

@@ -324,11 +324,6 @@ def predict(
         step_id, fan_in, agent = node.base_id, len(node.spec.needs), agent or node.agent
     trained = load(_models_dir(config))
     predictor = FailurePredictor(trained, common.store(config).list_telemetry)
-    borrowed = None
-    if plan is None and family is not None:
-        borrowed = predictor.history.step_running(family, agent)
-        if borrowed is not None:
-            plan_name, step_id = borrowed
     assessment = assess(text, workspace=Path.cwd()) if text else None
     candidate = Candidate(
         plan=plan_name,
@@ -344,6 +339,7 @@ def predict(
         at=time.time(),
     )
     probability = predictor.predict(candidate)
+    history = predictor.history.history_of(candidate)
     meta = trained.meta
     settings = common.gate_config(config).model
     usable, why = meta.usable(time.time(), settings.max_age_days)
@@ -355,7 +351,7 @@ def predict(
         "family": candidate.family,
         "agent": agent,
         "risk_score": candidate.risk_score,
-        "history_of": f"{plan_name}/{step_id}" if plan is not None or borrowed else None,
+        "history_of": "/".join(history) if history else None,
         "model_used_by_risk_gate": usable and settings.enabled,
         "why": why,
         "risk_points": round(100 * settings.weight * probability) if usable else 0,
@@ -368,12 +364,12 @@ def predict(
         f"  family {candidate.family or '-'}, agent {agent or '-'}, parallelism {parallelism}"
         f", risk score {candidate.risk_score if candidate.risk_score is not None else '-'}"
     )
-    if plan is None:
+    if history is None:
+        print("  no step has run it or its family for this agent: judged without step history")
+    elif history != (plan_name, step_id):
         print(
-            f"  judged with the history of step {step_id} of plan {plan_name}, which last ran"
-            " this family for this agent"
-            if borrowed
-            else "  no step has run this family for this agent: judged without step history"
+            f"  judged with the history of step {history[1]} of plan {history[0]}, which last"
+            " ran this family for this agent"
         )
     if usable and settings.enabled:
         print(f"  the risk gate adds {result['risk_points']} points for it")

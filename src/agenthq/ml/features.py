@@ -4,7 +4,9 @@ A row holds what was known when its attempt was dispatched. The history features
 this agent and this step failed in the last day, the agent's failure rate so far, the step's
 usual duration — are derived here from the rows that had *finished* before the attempt
 started: the export, the training set and a live prediction all go through `History`, so a
-model is trained on exactly what it will be shown when it is used.
+model is trained on exactly what it will be shown when it is used. A step with no finished
+attempt yet borrows the step history of the last step that ran its command family for its
+agent (`History.history_of`), in all three alike.
 """
 
 from __future__ import annotations
@@ -163,6 +165,7 @@ class History:
         self._step_failures: dict[tuple[str, str], deque[float]] = {}
         self._agent_record: dict[str, list[int]] = {}  # [attempts, failures]
         self._durations: dict[tuple[str, str], deque[float]] = {}
+        self._steps_seen: set[tuple[str, str]] = set()  # steps with a finished attempt
         # (family, agent) -> the (plan, step) that last finished an attempt of it
         self._latest_step: dict[tuple[str, str], tuple[str, str]] = {}
         self.latest_finish = 0.0
@@ -175,6 +178,7 @@ class History:
         record = self._agent_record.setdefault(agent, [0, 0])
         record[0] += 1
         key = (row.plan, row.step)
+        self._steps_seen.add(key)
         if row.family is not None:
             self._latest_step[(row.family, agent)] = key
         if row.outcome == "failed":
@@ -191,16 +195,23 @@ class History:
         attempts, failures = self._agent_record.get(agent or NO_AGENT, (0, 0))
         return (failures + 1) / (attempts + 2)
 
-    def step_running(self, family: str, agent: str | None) -> tuple[str, str] | None:
-        """The (plan, step) that last finished an attempt of this command family for this
-        agent: a bare command borrows its history, since the step history the model leans
-        on is kept per step, and a candidate without one looks like a step's very first
-        attempt — which the model has seen too rarely to judge."""
-        return self._latest_step.get((family, agent or NO_AGENT))
+    def history_of(self, c: Candidate) -> tuple[str, str] | None:
+        """Whose step history the candidate is judged with: its own step's once that has
+        finished an attempt; before that, the step that last finished an attempt of the same
+        command family for the same agent (a plan's new step that runs `sh deploy.sh`, or a
+        bare command, is as risky as the deploys before it); None when neither exists.
+        Without the borrowing such a candidate looks like a step's very first attempt,
+        which the model sees least of and judges worst."""
+        own = (c.plan, c.step)
+        if own in self._steps_seen:
+            return own
+        if c.family is None:
+            return None
+        return self._latest_step.get((c.family, c.agent or NO_AGENT))
 
     def features(self, c: Candidate) -> dict[str, Any]:
         agent = c.agent or NO_AGENT
-        key = (c.plan, c.step)
+        key = self.history_of(c) or (c.plan, c.step)
         durations = self._durations.get(key)
         return {
             "agent": agent,
