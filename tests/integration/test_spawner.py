@@ -10,6 +10,7 @@ import json
 import os
 import select
 import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ from agenthq.agents.registry import agents_from_table
 from agenthq.engine.doctor import check_spawner
 from agenthq.engine.gating import GateConfig
 from agenthq.engine.runner import Runner, RunOptions
+from agenthq.executors import spawn_helper
 from agenthq.executors import spawner as spawner_module
 from agenthq.executors.base import Outcome
-from agenthq.executors.procs import group_alive
+from agenthq.executors.procs import group_alive, process_start_ticks
 from agenthq.executors.shell import ShellExecutor, install_fast_child_watcher
 from agenthq.executors.spawner import current_spawner, spawning
 from agenthq.gates.policy import Policy
@@ -107,6 +109,33 @@ def test_every_step_the_helper_starts_is_recorded_with_its_start_time(tmp_path: 
     ]
     booted_ticks = time.clock_gettime(time.CLOCK_BOOTTIME) * os.sysconf("SC_CLK_TCK")
     assert all(0 < (a.proc_start or 0) <= booted_ticks for a in attempts)
+
+
+def test_the_start_time_told_by_the_boot_clock_is_the_one_proc_shows() -> None:
+    """Recovery compares the helper's start time with /proc's: one tick apart would make a
+    step's own process look like a stranger. The helper reads the boot clock around each
+    spawn and reads /proc only when the two readings straddle a tick."""
+    children = []
+    try:
+        for _ in range(60):
+            before = spawn_helper._boot_ns()
+            child = subprocess.Popen(["sleep", "5"], start_new_session=True)
+            after = spawn_helper._boot_ns()
+            children.append((child, before, after))
+        for child, before, after in children:
+            told = spawn_helper._started_ticks(child.pid, before, after)
+            assert told == process_start_ticks(child.pid) is not None
+            # Readings a tick apart cannot tell: /proc answers, and for a live child only.
+            straddling = spawn_helper._started_ticks(
+                child.pid, after - spawn_helper._TICK_NS, after
+            )
+            assert straddling == told
+    finally:
+        for child, _, _ in children:
+            child.kill()
+            child.wait()
+    reaped, before, after = children[0]
+    assert spawn_helper._started_ticks(reaped.pid, after - spawn_helper._TICK_NS, after) is None
 
 
 def test_with_the_spawner_switched_off_the_engine_starts_its_steps(tmp_path: Path) -> None:
