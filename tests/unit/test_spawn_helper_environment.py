@@ -1,15 +1,17 @@
 """The spawner helper's own environment, which it makes each step's before spawning it with
 `env=None` (spawn_helper.Environment): whole environments, each kept, and differences from
-the kept one."""
+the kept one. And the two answers it formats by hand, which must read as the JSON they
+stand for."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 
 import pytest
 
-from agenthq.executors.spawn_helper import Environment
+from agenthq.executors.spawn_helper import Environment, _exited, _started
 
 
 @pytest.fixture
@@ -38,3 +40,23 @@ def test_each_request_leaves_exactly_its_environment() -> None:
     for n, (request, expected) in enumerate(steps):
         environment.become(request)
         assert dict(os.environ) == expected, n
+
+
+@pytest.mark.parametrize(
+    ("answer", "meant"),
+    [
+        (
+            _started(7, 1234, 5678, 0, 12),
+            {"id": 7, "pid": 1234, "start": 5678, "out": 0, "err": 12},
+        ),
+        (_started(8, 99, None, 3, 0), {"id": 8, "pid": 99, "start": None, "out": 3, "err": 0}),
+        (_exited(7, 0), {"id": 7, "exit": 0}),
+        (_exited(9, -9), {"id": 9, "exit": -9}),
+    ],
+)
+def test_the_answers_formatted_by_hand_are_the_json_lines_the_engine_reads(
+    answer: bytes, meant: dict[str, object]
+) -> None:
+    assert answer.endswith(b"\n")
+    assert answer.count(b"\n") == 1
+    assert json.loads(answer) == meant
