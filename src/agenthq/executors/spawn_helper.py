@@ -230,7 +230,8 @@ class Helper:
         )
 
     def reap(self, pidfd: int) -> None:
-        os.close(pidfd)  # which takes it out of the epoll set
+        self.poll.unregister(pidfd)  # before the number can be reused for another child
+        os.close(pidfd)
         ident, process = self.children.pop(pidfd)
         self.replies.append(_exited(ident, process.wait()))
 
