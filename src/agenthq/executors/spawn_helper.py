@@ -17,8 +17,8 @@ happen:
     {"ready": 1}                                   once, when it can take requests
     {"id": 7, "pid": 1234, "start": 5678, "out": 0, "err": 0}
                                                    started: its start time (clock ticks since
-                                                   boot, null without /proc) and the sizes of
-                                                   the logs before it
+                                                   boot, null when it cannot be told) and the
+                                                   sizes of the logs before it
     {"id": 7, "stage": "logs"|"spawn", "error": "..."}   could not start it
     {"id": 7, "exit": 0}                           it ended (negative: killed by that signal)
 `shell` is the `bash -c` form of a command sent as a direct `argv`: tried when the direct

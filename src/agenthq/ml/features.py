@@ -165,7 +165,6 @@ class History:
         self._step_failures: dict[tuple[str, str], deque[float]] = {}
         self._agent_record: dict[str, list[int]] = {}  # [attempts, failures]
         self._durations: dict[tuple[str, str], deque[float]] = {}
-        self._steps_seen: set[tuple[str, str]] = set()  # steps with a finished attempt
         # (family, agent) -> the (plan, step) that last finished an attempt of it
         self._latest_step: dict[tuple[str, str], tuple[str, str]] = {}
         self.latest_finish = 0.0
@@ -178,7 +177,6 @@ class History:
         record = self._agent_record.setdefault(agent, [0, 0])
         record[0] += 1
         key = (row.plan, row.step)
-        self._steps_seen.add(key)
         if row.family is not None:
             self._latest_step[(row.family, agent)] = key
         if row.outcome == "failed":
@@ -203,7 +201,7 @@ class History:
         Without the borrowing such a candidate looks like a step's very first attempt,
         which the model sees least of and judges worst."""
         own = (c.plan, c.step)
-        if own in self._steps_seen:
+        if own in self._durations or own in self._step_failures:  # it finished an attempt
             return own
         if c.family is None:
             return None
