@@ -49,13 +49,7 @@ FLOORS = {
 W4, W4_LOGS_IN_RAM = "W4 shell-300", "W4 logs in RAM"
 RAM = Path("/dev/shm")  # tmpfs on Linux
 NEW_FILES = 600  # W4's log files: two for each of its 300 steps
-SETTLE_PROBE, SETTLE_FACTOR, SETTLE_CONFIRM, SETTLE_INTERVAL, SETTLE_PATIENCE = (
-    100,
-    8.0,
-    5.0,
-    10.0,
-    300.0,
-)
+SETTLE_FACTOR, SETTLE_CONFIRM, SETTLE_INTERVAL, SETTLE_PATIENCE = 3.0, 5.0, 10.0, 300.0
 GATE_PAIRS = {"W1 fanout-1000": "W1 gates off", "W4 shell-300": "W4 gates off"}
 GATES_TARGET = 0.05  # the gates add < 5% to W1
 WORKERS = {"W4 shell-300": 8, "W4 gates off": 8}  # W4 is "8 at a time", with or without gates
@@ -110,35 +104,37 @@ def settle(homes: Path, patience: float = SETTLE_PATIENCE) -> str:
     quiet disk, and say what was waited for. Right after another benchmark, a test suite or
     pip has deleted its files, new files on this VM's ext4 (no journal) cost 15-100x what
     they cost a few minutes later; W4 would then time the file system, not the engine.
-    "Quiet" is judged against tmpfs, the same probe in RAM: an undisturbed ext4 made files
-    3-4x as slowly as tmpfs here. The slowdown begins a second or two after the deletions,
+    "Quiet" is judged against tmpfs, the same probe in RAM: on an undisturbed ext4 the probe
+    took 1.5-2x as long as on tmpfs here (8.4 ms there, Python's own work included), on a
+    disturbed one 4-20x. The slowdown begins a second or two after the deletions,
     so a quiet reading counts once a second one, SETTLE_CONFIRM seconds later, agrees.
-    Each probe makes only SETTLE_PROBE files; no `sync` shortened the wait (tried)."""
+    Each probe makes as many files as a W4 run: right after a benchmark the first hundred
+    took 3 ms and the sixth 15 ms (1.2-1.7 ms each when quiet), so a small probe missed it.
+    No `sync` shortened the wait."""
     if not (RAM.is_dir() and os.access(RAM, os.W_OK)):
         return ""
     with tempfile.TemporaryDirectory(prefix="agenthq-probe-", dir=RAM) as ram:
-        quiet = min(new_files_seconds(Path(ram), SETTLE_PROBE) for _ in range(3)) * SETTLE_FACTOR
+        quiet = min(new_files_seconds(Path(ram)) for _ in range(3)) * SETTLE_FACTOR
     started = time.monotonic()
-    costs = [new_files_seconds(homes, SETTLE_PROBE)]
+    costs = [new_files_seconds(homes)]
     quiet_since = started if costs[-1] <= quiet else None
     while time.monotonic() - started < patience:
         if quiet_since is not None and time.monotonic() - quiet_since >= SETTLE_CONFIRM:
             break
         time.sleep(SETTLE_CONFIRM if quiet_since is not None else SETTLE_INTERVAL)
-        costs.append(new_files_seconds(homes, SETTLE_PROBE))
+        costs.append(new_files_seconds(homes))
         if costs[-1] > quiet:
             quiet_since = None
         elif quiet_since is None:
             quiet_since = time.monotonic()
     if max(costs) <= quiet:
         return ""
-    scale = NEW_FILES / SETTLE_PROBE * 1000
     outcome = (
         "settled" if quiet_since is not None else "did not settle: W4's lines include the disk"
     )
     return (
         f"waited {time.monotonic() - started:.0f} s for the file system ({NEW_FILES} new files:"
-        f" {max(costs) * scale:.0f} ms at worst -> {costs[-1] * scale:.0f} ms; {outcome})"
+        f" {max(costs) * 1000:.0f} ms at worst -> {costs[-1] * 1000:.0f} ms; {outcome})"
     )
 
 
