@@ -49,7 +49,7 @@ FLOORS = {
 W4, W4_LOGS_IN_RAM = "W4 shell-300", "W4 logs in RAM"
 RAM = Path("/dev/shm")  # tmpfs on Linux
 NEW_FILES = 600  # W4's log files: two for each of its 300 steps
-SETTLE_FACTOR, SETTLE_CONFIRM, SETTLE_INTERVAL, SETTLE_PATIENCE = 3.0, 5.0, 10.0, 300.0
+SETTLE_FACTOR, SETTLE_CONFIRM, SETTLE_INTERVAL, SETTLE_PATIENCE = 4.0, 5.0, 10.0, 300.0
 GATE_PAIRS = {"W1 fanout-1000": "W1 gates off", "W4 shell-300": "W4 gates off"}
 GATES_TARGET = 0.05  # the gates add < 5% to W1
 WORKERS = {"W4 shell-300": 8, "W4 gates off": 8}  # W4 is "8 at a time", with or without gates
@@ -102,11 +102,11 @@ def new_files_seconds(homes: Path, count: int = NEW_FILES) -> float:
 def settle(homes: Path, patience: float = SETTLE_PATIENCE) -> str:
     """Wait, up to `patience` seconds, until new files cost here about what they cost on a
     quiet disk, and say what was waited for. Right after another benchmark, a test suite or
-    pip has deleted its files, new files on this VM's ext4 (no journal) cost 15-100x what
+    pip has deleted its files, new files on this VM's ext4 (no journal) cost 10-40x what
     they cost a few minutes later; W4 would then time the file system, not the engine.
     "Quiet" is judged against tmpfs, the same probe in RAM: on an undisturbed ext4 the probe
-    took 1.5-2x as long as on tmpfs here (8.4 ms there, Python's own work included), on a
-    disturbed one 4-20x. The slowdown begins a second or two after the deletions,
+    took 1.5-3x as long as on tmpfs here (5-8.4 ms there, Python's own work included), on a
+    disturbed one 4-40x; within 4x counts as quiet. The slowdown begins a second or two after the deletions,
     so a quiet reading counts once a second one, SETTLE_CONFIRM seconds later, agrees.
     Each probe makes as many files as a W4 run: right after a benchmark the first hundred
     took 3 ms and the sixth 15 ms (1.2-1.7 ms each when quiet), so a small probe missed it.
@@ -118,6 +118,14 @@ def settle(homes: Path, patience: float = SETTLE_PATIENCE) -> str:
     started = time.monotonic()
     costs = [new_files_seconds(homes)]
     quiet_since = started if costs[-1] <= quiet else None
+    if quiet_since is None:
+        print(
+            f"{NEW_FILES} new files took {costs[0] * 1000:.0f} ms here"
+            f" ({quiet / SETTLE_FACTOR * 1000:.0f} ms in RAM): waiting up to {patience:.0f} s"
+            " for the file system to settle"
+            " (--no-settle skips this; see docs/performance.md)",
+            flush=True,
+        )
     while time.monotonic() - started < patience:
         if quiet_since is not None and time.monotonic() - quiet_since >= SETTLE_CONFIRM:
             break
@@ -155,6 +163,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", help="run only workloads whose name contains this")
+    parser.add_argument(
+        "--no-settle",
+        action="store_true",
+        help="start at once, even while new files are slow to create (W4 then times the disk)",
+    )
     args = parser.parse_args()
     chosen = {
         name: (factory, steps)
@@ -182,7 +195,7 @@ def main() -> None:
         # Each round runs them in a new order (seeded: the same each time), so that no
         # workload always follows the same one: on this VM a W4 run's time depends on what
         # the file system did just before (see "New files" in docs/performance.md).
-        settled = settle(homes) if W4 in jobs else ""
+        settled = settle(homes) if W4 in jobs and not args.no_settle else ""
         if settled:
             print(settled, flush=True)
         names = list(jobs)
@@ -230,6 +243,8 @@ def main() -> None:
             f" file system: median {statistics.median(new_files) * 1000:.0f} ms"
             f" (max {max(new_files) * 1000:.0f} ms); W4 creates as many log files"
         )
+    if settled:
+        print(f"before the first round: {settled}")
     for gated, ungated in GATE_PAIRS.items():
         if gated in samples and ungated in samples:
             wall_cost, low, high = paired_cost(samples[gated], samples[ungated], 0)
