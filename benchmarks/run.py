@@ -101,41 +101,39 @@ def new_files_seconds(homes: Path, count: int = NEW_FILES) -> float:
 
 def settle(homes: Path, patience: float = SETTLE_PATIENCE) -> str:
     """Wait, up to `patience` seconds, until new files cost here about what they cost on a
-    quiet disk, and say what was waited for. Right after another benchmark, a test suite or
-    pip has deleted its files, new files on this VM's ext4 (no journal) cost 10-40x what
-    they cost a few minutes later; W4 would then time the file system, not the engine.
-    "Quiet" is judged against tmpfs, the same probe in RAM: on an undisturbed ext4 the probe
-    took 1.5-3x as long as on tmpfs here (5-8.4 ms there, Python's own work included), on a
-    disturbed one 4-40x; within 4x counts as quiet. The slowdown begins a second or two after the deletions,
-    so a quiet reading counts once a second one, SETTLE_CONFIRM seconds later, agrees.
-    Each probe makes as many files as a W4 run: right after a benchmark the first hundred
-    took 3 ms and the sixth 15 ms (1.2-1.7 ms each when quiet), so a small probe missed it.
-    No `sync` shortened the wait."""
+    quiet disk, and say what was waited for ("" when nothing was). Right after a benchmark,
+    a test suite or pip has deleted its files, new files on this VM's ext4 (no journal) cost
+    10-40x what they cost minutes later, and W4 would time the file system, not the engine.
+    Quiet means within SETTLE_FACTOR of the same probe on tmpfs (an undisturbed ext4 took
+    1.5-3x tmpfs here, a disturbed one 4-40x). The slowdown begins a second or two after
+    the deletions, so a quiet reading counts once another, SETTLE_CONFIRM seconds later,
+    agrees. Each probe makes as many files as a W4 run: right after a benchmark the first
+    hundred took 3 ms and the sixth 15 ms, so a small probe missed it. `sync` did not help."""
     if not (RAM.is_dir() and os.access(RAM, os.W_OK)):
         return ""
     with tempfile.TemporaryDirectory(prefix="agenthq-probe-", dir=RAM) as ram:
-        quiet = min(new_files_seconds(Path(ram)) for _ in range(3)) * SETTLE_FACTOR
+        in_ram = min(new_files_seconds(Path(ram)) for _ in range(3))
+    limit = in_ram * SETTLE_FACTOR
     started = time.monotonic()
-    costs = [new_files_seconds(homes)]
-    quiet_since = started if costs[-1] <= quiet else None
-    if quiet_since is None:
-        print(
-            f"{NEW_FILES} new files took {costs[0] * 1000:.0f} ms here"
-            f" ({quiet / SETTLE_FACTOR * 1000:.0f} ms in RAM): waiting up to {patience:.0f} s"
-            " for the file system to settle"
-            " (--no-settle skips this; see docs/performance.md)",
-            flush=True,
-        )
+    costs: list[float] = []
+    quiet_since: float | None = None
     while time.monotonic() - started < patience:
-        if quiet_since is not None and time.monotonic() - quiet_since >= SETTLE_CONFIRM:
-            break
-        time.sleep(SETTLE_CONFIRM if quiet_since is not None else SETTLE_INTERVAL)
         costs.append(new_files_seconds(homes))
-        if costs[-1] > quiet:
+        if costs[-1] > limit:
+            if quiet_since is not None or len(costs) == 1:  # said once each time it turns slow
+                print(
+                    f"{NEW_FILES} new files took {costs[-1] * 1000:.0f} ms here"
+                    f" ({in_ram * 1000:.0f} ms in RAM): waiting up to {patience:.0f} s for the"
+                    " file system to settle (--no-settle skips this; see docs/performance.md)",
+                    flush=True,
+                )
             quiet_since = None
         elif quiet_since is None:
             quiet_since = time.monotonic()
-    if max(costs) <= quiet:
+        elif time.monotonic() - quiet_since >= SETTLE_CONFIRM:
+            break
+        time.sleep(SETTLE_CONFIRM if quiet_since is not None else SETTLE_INTERVAL)
+    if max(costs) <= limit:
         return ""
     outcome = (
         "settled" if quiet_since is not None else "did not settle: W4's lines include the disk"
@@ -251,7 +249,8 @@ def main() -> None:
             run_cost, _, _ = paired_cost(samples[gated], samples[ungated], 1)
             verdict = ""
             if gated.startswith("W1"):
-                verdict = f"  (target < {GATES_TARGET:.0%}: {'ok' if wall_cost < GATES_TARGET else 'MISS'})"
+                met = "ok" if wall_cost < GATES_TARGET else "MISS"
+                verdict = f"  (target < {GATES_TARGET:.0%}: {met})"
             print(
                 f"gates add {wall_cost:+.1%} wall (rounds {low:+.1%} to {high:+.1%}),"
                 f" {run_cost:+.1%} run phase to {gated}{verdict}"
